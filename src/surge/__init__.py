@@ -1,0 +1,1 @@
+"""surge: a self-hostable serverless GPU platform."""

@@ -1,0 +1,11 @@
+"""Identifiers: a short type prefix, a millisecond timestamp (so ids sort by creation) and randomness."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+
+def new_id(prefix: str) -> str:
+    """``new_id("in")`` → ``"in-18f3a2b4c01-9f2c4e1a7b"``."""
+    return f"{prefix}-{int(time.time() * 1000):x}-{secrets.token_hex(5)}"
