@@ -1,0 +1,371 @@
+"""The local node agent: runs containers as worker processes and speaks the wire protocol with them.
+
+It owns process lifetimes (launch, graceful shutdown, SIGTERM→SIGKILL kills, per-input deadlines,
+start-up deadlines), the node's allocation of GPUs/CPU/memory, and log capture. It decides nothing
+about *which* input runs *where*: that is the dispatcher's, told through ``Listener`` callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from surge import wire
+from surge.agent import launcher
+from surge.agent.limits import CgroupGroup, MemoryLimiter
+from surge.core.models import ContainerState, NodeInventory, NodeUsage, Resources
+from surge.core.placement import Placement, allocate, release
+
+log = logging.getLogger("surge.agent")
+
+KILL_GRACE = 3.0   # seconds between SIGTERM and SIGKILL
+
+
+@dataclass
+class LaunchSpec:
+    container_id: str
+    workspace: str
+    app_id: str
+    function_id: str
+    function_tag: str
+    pool_key: str
+    function: dict[str, Any]          # sent to the container in the init frame
+    params: bytes
+    resources: Resources
+    placement: Placement
+    env: dict[str, str]
+    max_inputs: int
+    startup_timeout: float
+    memory_limit_mib: int | None
+    max_result_bytes: int
+
+
+@dataclass
+class Inflight:
+    attempt: int
+    deadline: float | None
+    started: float
+
+
+@dataclass
+class ExitInfo:
+    exit_code: int | None
+    signal: int | None
+    oom_killed: bool
+    kill_reason: str | None           # why *we* stopped it: STOP, TIMEOUT, CANCELLED, STARTUP_TIMEOUT, LOST
+    inflight: dict[str, Inflight]
+    timed_out: set[str]
+    init_error: tuple[str, str, bytes] | None   # (summary, traceback, pickled exception)
+    stderr_tail: str = ""
+
+
+@dataclass(eq=False)
+class ContainerHandle:
+    spec: LaunchSpec
+    created_at: float
+    state: ContainerState = ContainerState.STARTING
+    proc: asyncio.subprocess.Process | None = None
+    writer: asyncio.StreamWriter | None = None
+    ready_at: float | None = None
+    idle_since: float | None = None
+    inflight: dict[str, Inflight] = field(default_factory=dict)
+    reserved: int = 0
+    kill_reason: str | None = None
+    timed_out: set[str] = field(default_factory=set)
+    init_error: tuple[str, str, bytes] | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    cgroup: CgroupGroup | None = None
+    inputs_done: int = 0
+    stderr_tail: list[str] = field(default_factory=list)
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def id(self) -> str:
+        return self.spec.container_id
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def live(self) -> bool:
+        return self.state in (ContainerState.STARTING, ContainerState.IDLE, ContainerState.BUSY)
+
+    @property
+    def free_slots(self) -> int:
+        if self.state not in (ContainerState.IDLE, ContainerState.BUSY) or self.writer is None:
+            return 0
+        return max(0, self.spec.max_inputs - len(self.inflight) - self.reserved)
+
+
+class Listener(Protocol):
+    async def on_ready(self, h: ContainerHandle) -> None: ...
+    async def on_outputs(self, h: ContainerHandle, items: list[tuple[dict[str, Any], bytes]]) -> None: ...
+    async def on_heartbeat(self, h: ContainerHandle, running: list[tuple[str, int]]) -> None: ...
+    async def on_exit(self, h: ContainerHandle, info: ExitInfo) -> None: ...
+    def on_state(self, h: ContainerHandle, kind: str, at: float) -> None: ...
+    def on_log(self, h: ContainerHandle, stream: str, text: str, at: float) -> None: ...
+
+
+class LocalAgent:
+    """Runs containers on this machine."""
+
+    def __init__(self, inventory: NodeInventory, listener: Listener, *, kill_grace: float = KILL_GRACE) -> None:
+        self.inventory = inventory
+        self.listener = listener
+        self.usage = NodeUsage()
+        self.containers: dict[str, ContainerHandle] = {}
+        self.kill_grace = kill_grace
+        self._run_dir = tempfile.mkdtemp(prefix="surge-agent-")   # short path: AF_UNIX limit is 108 bytes
+        self.socket_path = os.path.join(self._run_dir, "agent.sock")
+        self._server: asyncio.base_events.Server | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.limiter = MemoryLimiter(os.path.basename(self._run_dir))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._on_connect, path=self.socket_path,
+                                                       limit=1 << 20)
+        self._timer = asyncio.create_task(self._deadlines())
+
+    async def close(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        for h in list(self.containers.values()):
+            self.kill(h, "STOP", grace=1.0)
+        waits = [h.exited.wait() for h in self.containers.values()]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), timeout=5.0)
+        if self._server:
+            self._server.close()
+        for t in list(self._tasks):
+            t.cancel()
+        self.limiter.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket_path)
+            os.rmdir(self._run_dir)
+
+    def node_view(self) -> tuple[NodeInventory, NodeUsage]:
+        return self.inventory, self.usage
+
+    def _task(self, coro: Any) -> asyncio.Task[Any]:
+        t = asyncio.create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    # -- launching -----------------------------------------------------------------------------
+    async def launch(self, spec: LaunchSpec) -> ContainerHandle:
+        now = time.time()
+        h = ContainerHandle(spec=spec, created_at=now)
+        self.containers[spec.container_id] = h
+        self.usage = allocate(self.usage, spec.resources, spec.placement)
+        env = dict(os.environ)
+        env.update(spec.env)
+        visible = ",".join(str(i) for i in spec.placement.gpu_indices)
+        env.update({
+            "SURGE_CONTAINER_ID": spec.container_id,
+            "SURGE_AGENT_SOCK": self.socket_path,
+            "PYTHONUNBUFFERED": "1",
+            "CUDA_VISIBLE_DEVICES": visible,
+            "NVIDIA_VISIBLE_DEVICES": visible or "void",
+            "SURGE_GPU_TYPE": spec.placement.gpu_type or "",
+        })
+        if spec.memory_limit_mib:
+            h.cgroup = self.limiter.create(spec.container_id, spec.memory_limit_mib)
+        self.listener.on_state(h, "started", now)
+        try:
+            h.proc = await launcher.spawn(env, cgroup_procs=h.cgroup.procs_file() if h.cgroup else None,
+                                          memory_limit_mib=spec.memory_limit_mib)
+        except Exception as exc:
+            log.exception("could not start container %s", spec.container_id)
+            h.init_error = (f"could not start the container process: {exc}", "", b"")
+            self._task(self._finish(h, None))
+            return h
+        h.phases["spawn"] = time.time() - now
+        self._task(self._watch(h))
+        return h
+
+    async def _watch(self, h: ContainerHandle) -> None:
+        assert h.proc is not None and h.proc.stdout is not None and h.proc.stderr is not None
+        readers = [self._task(self._pump(h, h.proc.stdout, "stdout")),
+                   self._task(self._pump(h, h.proc.stderr, "stderr"))]
+        rc = await h.proc.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), timeout=2.0)
+        await self._finish(h, rc)
+
+    async def _pump(self, h: ContainerHandle, stream: asyncio.StreamReader, name: str) -> None:
+        buf = b""
+        while True:
+            chunk = await stream.read(65536)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            now = time.time()
+            for raw in lines:
+                self._log_line(h, name, raw, now)
+        if buf:
+            self._log_line(h, name, buf, time.time())
+
+    def _log_line(self, h: ContainerHandle, name: str, raw: bytes, now: float) -> None:
+        text = raw.decode(errors="replace").rstrip("\r")
+        if name == "stderr":
+            h.stderr_tail.append(text)
+            del h.stderr_tail[:-20]
+        self.listener.on_log(h, name, text, now)
+
+    async def _finish(self, h: ContainerHandle, rc: int | None) -> None:
+        if h.state == ContainerState.STOPPED:
+            return
+        prev_live = h.live
+        h.state = ContainerState.STOPPED
+        self.usage = release(self.usage, h.spec.resources, h.spec.placement)
+        self.containers.pop(h.id, None)
+        oom = h.cgroup.oom_killed() if h.cgroup else False
+        if h.cgroup:
+            h.cgroup.remove()
+        info = ExitInfo(
+            exit_code=rc if rc is not None and rc >= 0 else None,
+            signal=-rc if rc is not None and rc < 0 else None,
+            oom_killed=oom, kill_reason=h.kill_reason, inflight=dict(h.inflight), timed_out=set(h.timed_out),
+            init_error=h.init_error, stderr_tail="\n".join(h.stderr_tail[-10:]),
+        )
+        h.inflight.clear()
+        if h.writer is not None:
+            h.writer.close()
+        del prev_live
+        self.listener.on_state(h, "stopped", time.time())
+        h.exited.set()
+        try:
+            await self.listener.on_exit(h, info)
+        except Exception:
+            log.exception("exit handler failed for %s", h.id)
+
+    # -- the socket ----------------------------------------------------------------------------
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        h: ContainerHandle | None = None
+        try:
+            header, _ = await wire.read_frame(reader)
+            h = self.containers.get(str(header.get("container_id")))
+            if header.get("t") != "hello" or h is None or not h.live:
+                writer.close()
+                return
+            spec = h.spec
+            writer.write(wire.encode({"t": "init", "container_id": spec.container_id, "function": spec.function,
+                                      "max_result_bytes": spec.max_result_bytes}, spec.params))
+            h.writer = writer
+            while True:
+                header, body = await wire.read_frame(reader)
+                await self._on_frame(h, header, body)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("bad frame from container %s", h.id if h else "?")
+            if h is not None:
+                self.kill(h, "LOST")
+        finally:
+            writer.close()
+
+    async def _on_frame(self, h: ContainerHandle, header: dict[str, Any], body: bytes) -> None:
+        t = header["t"]
+        now = time.time()
+        if t == "out":
+            items = list(zip(header["items"], wire.split_body(header, body), strict=True))
+            for meta, _ in items:
+                if meta["kind"] == "result":
+                    fl = h.inflight.get(meta["input_id"])
+                    if fl is not None and fl.attempt == meta["attempt"]:
+                        del h.inflight[meta["input_id"]]
+                        h.inputs_done += 1
+            if not h.inflight and h.state == ContainerState.BUSY:
+                h.state = ContainerState.IDLE
+                h.idle_since = now
+                self.listener.on_state(h, "idle", now)
+            await self.listener.on_outputs(h, items)
+        elif t == "heartbeat":
+            await self.listener.on_heartbeat(h, [(r[0], int(r[1])) for r in header.get("running", ())])
+        elif t == "ready":
+            h.phases.update(header.get("phases", {}))
+            if h.state == ContainerState.STARTING:
+                h.state = ContainerState.IDLE
+                h.ready_at = h.idle_since = now
+                h.phases["ready"] = now - h.created_at
+                self.listener.on_state(h, "ready", now)
+                await self.listener.on_ready(h)
+        elif t == "init_failed":
+            h.init_error = (str(header.get("error", "")), str(header.get("traceback", "")), body)
+
+    # -- sending -------------------------------------------------------------------------------
+    def send_inputs(self, h: ContainerHandle, items: Sequence[tuple[dict[str, Any], bytes]]) -> bool:
+        if h.writer is None or not h.live or h.state == ContainerState.STARTING:
+            return False
+        now = time.time()
+        for meta, _ in items:
+            t = meta.get("timeout")
+            h.inflight[meta["input_id"]] = Inflight(meta["attempt"], now + t if t else None, now)
+        if h.state == ContainerState.IDLE and h.inflight:
+            h.state = ContainerState.BUSY
+            self.listener.on_state(h, "busy", now)
+        h.writer.write(wire.encode_parts({"t": "inputs", "items": [m for m, _ in items]}, [p for _, p in items]))
+        return True
+
+    def shutdown(self, h: ContainerHandle) -> None:
+        """Graceful: exit hooks run, then the process exits; killed if it takes longer than the grace."""
+        if not h.live:
+            return
+        h.state = ContainerState.STOPPING
+        h.kill_reason = h.kill_reason or "STOP"
+        if h.writer is not None:
+            with contextlib.suppress(Exception):
+                h.writer.write(wire.encode({"t": "shutdown"}))
+            self._task(self._kill_later(h, self.kill_grace + 10.0, launcher.SIGTERM))
+        else:
+            self.kill(h, "STOP")
+
+    def kill(self, h: ContainerHandle, reason: str, *, timed_out: Sequence[str] = (),
+             grace: float | None = None) -> None:
+        """SIGTERM the container's process group now, SIGKILL after the grace period."""
+        h.timed_out.update(timed_out)
+        if h.state == ContainerState.STOPPED:
+            return
+        if h.kill_reason in (None, "STOP") or reason in ("TIMEOUT", "CANCELLED"):
+            h.kill_reason = reason
+        h.state = ContainerState.STOPPING
+        if h.proc is not None:
+            launcher.signal_group(h.proc.pid, launcher.SIGTERM)
+            self._task(self._kill_later(h, self.kill_grace if grace is None else grace, launcher.SIGKILL))
+
+    async def _kill_later(self, h: ContainerHandle, delay: float, sig: int) -> None:
+        try:
+            await asyncio.wait_for(h.exited.wait(), timeout=delay)
+        except TimeoutError:
+            if h.proc is not None:
+                launcher.signal_group(h.proc.pid, sig)
+                if sig != launcher.SIGKILL:
+                    self._task(self._kill_later(h, self.kill_grace, launcher.SIGKILL))
+
+    async def _deadlines(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.time()
+            for h in list(self.containers.values()):
+                try:
+                    if h.state == ContainerState.STARTING and now - h.created_at > h.spec.startup_timeout:
+                        self.kill(h, "STARTUP_TIMEOUT")
+                    elif h.live:
+                        late = [i for i, f in h.inflight.items() if f.deadline is not None and now > f.deadline]
+                        if late:
+                            self.kill(h, "TIMEOUT", timed_out=late)
+                except Exception:
+                    log.exception("deadline check failed for %s", h.id)

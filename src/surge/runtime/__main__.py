@@ -1,0 +1,3 @@
+from surge.runtime.container import main
+
+main()

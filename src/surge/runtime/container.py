@@ -1,0 +1,268 @@
+"""The process a node agent starts for a container: connect, load, serve inputs until told to stop.
+
+Threads: the main thread (or an event loop, for ``async def``) runs inputs; a reader thread takes
+frames from the agent; a heartbeat thread renews leases. Results and generator items go out through
+one ``Outbox`` so their order per input is kept and bursts leave as one frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from surge import wire
+from surge.core.leases import HEARTBEAT_INTERVAL
+from surge.runtime.current import set_current_input
+from surge.runtime.service import Service, Target
+from surge.sdk import serialization
+
+_STOP = object()
+
+
+class Outbox:
+    """Whoever finds the socket free sends everything queued so far (flat combining)."""
+
+    def __init__(self, conn: wire.BlockingConn) -> None:
+        self.conn = conn
+        self._mu = threading.Lock()
+        self._send = threading.Lock()
+        self._items: list[dict[str, Any]] = []
+        self._parts: list[bytes] = []
+
+    def put(self, item: dict[str, Any], data: bytes) -> None:
+        with self._mu:
+            self._items.append(item)
+            self._parts.append(data)
+        self.flush()
+
+    def flush(self) -> None:
+        while True:
+            if not self._send.acquire(blocking=False):
+                return
+            try:
+                with self._mu:
+                    items, parts = self._items, self._parts
+                    self._items, self._parts = [], []
+                if items:
+                    self.conn.send_raw(wire.encode_parts({"t": "out", "items": items}, parts))
+            finally:
+                self._send.release()
+            with self._mu:
+                if not self._items:
+                    return
+
+    def send(self, header: dict[str, Any], body: bytes = b"") -> None:
+        with self._send:
+            self.conn.send(header, body)
+
+
+class Container:
+    def __init__(self, conn: wire.BlockingConn, service: Service, max_result_bytes: int) -> None:
+        self.conn = conn
+        self.out = Outbox(conn)
+        self.service = service
+        self.max_result_bytes = max_result_bytes
+        self.running: dict[str, int] = {}
+        self._running_mu = threading.Lock()
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.shutting_down = threading.Event()
+
+    # -- executing one input ---------------------------------------------------------------------
+    def _begin(self, meta: dict[str, Any]) -> None:
+        with self._running_mu:
+            self.running[meta["input_id"]] = meta["attempt"]
+
+    def _end(self, meta: dict[str, Any]) -> None:
+        with self._running_mu:
+            self.running.pop(meta["input_id"], None)
+
+    def _result(self, meta: dict[str, Any], value: Any) -> None:
+        base = {"kind": "result", "input_id": meta["input_id"], "attempt": meta["attempt"]}
+        try:
+            data = serialization.dumps(value)
+        except Exception as exc:
+            self._error(meta, TypeError(f"the return value of type {type(value).__name__} cannot be "
+                                        f"serialized ({type(exc).__name__}: {exc}); return plain data"))
+            return
+        if len(data) > self.max_result_bytes:
+            self.out.put({**base, "status": "too_large",
+                          "error": f"result is {len(data):,} bytes, over the limit of "
+                                   f"{self.max_result_bytes:,}; write large outputs to a Volume"}, b"")
+            return
+        self.out.put({**base, "status": "ok"}, data)
+
+    def _error(self, meta: dict[str, Any], exc: BaseException) -> None:
+        data, summary, tb = serialization.serialize_exception(exc)
+        self.out.put({"kind": "result", "input_id": meta["input_id"], "attempt": meta["attempt"],
+                      "status": "error", "error": summary, "traceback": tb}, data)
+
+    def _item(self, meta: dict[str, Any], seq: int, value: Any) -> None:
+        self.out.put({"kind": "item", "input_id": meta["input_id"], "attempt": meta["attempt"],
+                      "seq": seq}, serialization.dumps(value))
+
+    def run_sync(self, meta: dict[str, Any], payload: bytes) -> None:
+        token = set_current_input(meta)
+        self._begin(meta)
+        try:
+            target = self.service.target(meta.get("method"))
+            args, kwargs = serialization.deserialize_args(payload)
+            if target.is_generator:
+                for seq, item in enumerate(target.fn(*args, **kwargs)):
+                    self._item(meta, seq, item)
+                self._result(meta, None)
+            else:
+                self._result(meta, target.fn(*args, **kwargs))
+        except BaseException as exc:
+            if isinstance(exc, SystemExit | KeyboardInterrupt):
+                raise
+            self._error(meta, exc)
+        finally:
+            self._end(meta)
+            from surge.runtime.current import _current
+            _current.reset(token)
+
+    async def run_async(self, meta: dict[str, Any], payload: bytes) -> None:
+        set_current_input(meta)
+        self._begin(meta)
+        try:
+            target: Target = self.service.target(meta.get("method"))
+            args, kwargs = serialization.deserialize_args(payload)
+            if not target.is_async:
+                loop = asyncio.get_running_loop()
+                # sync code in an async container runs on a thread; the result is sent from there
+                await loop.run_in_executor(None, self.run_sync, meta, payload)
+                return
+            if target.is_generator:
+                seq = 0
+                async for item in target.fn(*args, **kwargs):
+                    self._item(meta, seq, item)
+                    seq += 1
+                self._result(meta, None)
+            else:
+                self._result(meta, await target.fn(*args, **kwargs))
+        except Exception as exc:
+            self._error(meta, exc)
+        finally:
+            self._end(meta)
+
+    # -- frames from the agent -----------------------------------------------------------------
+    def reader(self) -> None:
+        try:
+            while True:
+                header, body = self.conn.recv()
+                t = header["t"]
+                if t == "inputs":
+                    for meta, payload in zip(header["items"], wire.split_body(header, body), strict=True):
+                        self._dispatch(meta, payload)
+                elif t == "shutdown":
+                    self._dispatch(None, _STOP)
+                    return
+        except (EOFError, OSError):
+            # the agent is gone: nobody can receive our results, so stop now
+            os._exit(0)
+
+    def _dispatch(self, meta: dict[str, Any] | None, payload: Any) -> None:
+        if self.loop is not None:
+            if payload is _STOP:
+                self.loop.call_soon_threadsafe(self.shutting_down.set)
+            else:
+                asyncio.run_coroutine_threadsafe(self.run_async(meta or {}, payload), self.loop)
+        else:
+            self.inbox.put((meta, payload))
+
+    def heartbeat(self) -> None:
+        while not self.shutting_down.wait(HEARTBEAT_INTERVAL):
+            with self._running_mu:
+                running = [[k, v] for k, v in self.running.items()]
+            try:
+                self.out.send({"t": "heartbeat", "running": running})
+            except OSError:
+                return
+
+    # -- main loops ----------------------------------------------------------------------------
+    def serve_sync(self) -> None:
+        n = self.service.max_inputs
+        pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="surge-input") if n > 1 else None
+        slots = threading.Semaphore(n)
+
+        def run_and_release(meta: dict[str, Any], payload: bytes) -> None:
+            try:
+                self.run_sync(meta, payload)
+            finally:
+                slots.release()
+
+        while True:
+            meta, payload = self.inbox.get()
+            if payload is _STOP:
+                break
+            if pool is None:
+                self.run_sync(meta, payload)
+                continue
+            slots.acquire()
+            pool.submit(run_and_release, meta, payload)
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    async def serve_async(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        started.set()
+        while not self.shutting_down.is_set():
+            await asyncio.sleep(0.05)
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+started = threading.Event()
+
+
+def _spawn(target: Callable[[], None], name: str) -> None:
+    threading.Thread(target=target, name=name, daemon=True).start()
+
+
+def main() -> None:
+    cid = os.environ["SURGE_CONTAINER_ID"]
+    conn = wire.BlockingConn.connect(os.environ["SURGE_AGENT_SOCK"])
+    spawned_at = float(os.environ.get("SURGE_SPAWNED_AT", time.time()))
+    conn.send({"t": "hello", "container_id": cid, "pid": os.getpid()})
+    header, body = conn.recv()
+    assert header["t"] == "init", header
+    phases = {"process": max(0.0, time.time() - spawned_at)}
+    try:
+        service = Service.load(header["function"], body)
+    except BaseException as exc:
+        data, summary, tb = serialization.serialize_exception(exc)
+        conn.send({"t": "init_failed", "error": summary, "traceback": tb}, data)
+        conn.close()
+        os._exit(3)
+    phases.update(service.phases)
+    c = Container(conn, service, int(header.get("max_result_bytes", 256 << 20)))
+    if service.any_async:
+        _spawn(c.reader, "surge-reader")
+        _spawn(c.heartbeat, "surge-heartbeat")
+
+        async def run() -> None:
+            serve = asyncio.ensure_future(c.serve_async())
+            await asyncio.to_thread(started.wait)
+            c.out.send({"t": "ready", "phases": phases})
+            await serve
+
+        asyncio.run(run())
+    else:
+        _spawn(c.reader, "surge-reader")
+        _spawn(c.heartbeat, "surge-heartbeat")
+        c.out.send({"t": "ready", "phases": phases})
+        c.serve_sync()
+    c.shutting_down.set()
+    try:
+        service.close()
+    finally:
+        conn.close()
+        os._exit(0)

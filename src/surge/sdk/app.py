@@ -1,0 +1,254 @@
+"""``surge.App``: groups functions and classes, runs them ephemerally or deploys them."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from surge import errors
+from surge.sdk import context
+from surge.sdk.cls import Cls
+from surge.sdk.function import Function, FunctionInfo
+from surge.sdk.options import FunctionOptions, validate_options
+from surge.sdk.secret import Secret
+
+_REGISTRY: list[App] = []   # every App created in this process (containers look functions up here)
+
+
+def in_container() -> bool:
+    return os.environ.get("SURGE_CONTAINER_ID") is not None
+
+
+def find_app(name: str | None, module: str) -> App:
+    """The App that registered functions from ``module`` (and has ``name`` when given)."""
+    for app in reversed(_REGISTRY):
+        if (name is None or app.name == name) and any(
+                i.module == module for i in app._infos.values()):
+            return app
+    raise errors.NotFoundError(f"no surge.App named {name!r} is defined in module {module!r}")
+
+
+def _real_module_name(f: Any) -> str:
+    mod = getattr(f, "__module__", None) or "__main__"
+    if mod == "__main__":
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if spec is not None and spec.name and spec.name != "__main__":
+            return str(spec.name)
+        file = getattr(main, "__file__", None)
+        if file:
+            return os.path.splitext(os.path.basename(file))[0]
+    return mod
+
+
+def _check_importable(obj: Any, what: str) -> None:
+    qual = getattr(obj, "__qualname__", "")
+    if "<locals>" in qual or getattr(obj, "__name__", "") == "<lambda>":
+        raise errors.InvalidError(
+            f"{what} {qual!r} cannot be used: containers import your code by module and name, so it "
+            "must be defined at the top level of a module (not nested inside a function, not a lambda)")
+
+
+class App:
+    """A named group of functions and classes.
+
+    >>> app = surge.App("demo")
+    >>> @app.function(gpu="A100-80GB", timeout=60)
+    ... def embed(text: str) -> list[float]: ...
+    """
+
+    def __init__(self, name: str | None = None, *, image: Any = None, secrets: list[Secret] | None = None,
+                 env: dict[str, str] | None = None, include_source: bool = True) -> None:
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise errors.InvalidError(f"App(name={name!r}): the name must be a non-empty string")
+        self._name = name
+        self.image = image
+        self._env: dict[str, str] = {}
+        for s in secrets or []:
+            if not isinstance(s, Secret):
+                raise errors.InvalidError(f"App(secrets=...) takes surge.Secret objects, got {type(s).__name__}")
+            self._env.update(s.env)
+        self._env.update(validate_options(env=env).env if env else {})
+        self._infos: dict[str, FunctionInfo] = {}
+        self._functions: dict[str, Function] = {}
+        self._classes: dict[str, Cls] = {}
+        self._local_entrypoints: dict[str, Callable[..., Any]] = {}
+        self._function_ids: dict[str, str] = {}
+        self._app_id: str | None = None
+        _REGISTRY.append(self)
+
+    @property
+    def name(self) -> str | None:
+        if self._name:
+            return self._name
+        mods = {i.module for i in self._infos.values()}
+        return mods.pop().rsplit(".", 1)[-1] if len(mods) == 1 else None
+
+    @property
+    def app_id(self) -> str | None:
+        return self._app_id
+
+    @property
+    def registered_functions(self) -> dict[str, Function]:
+        return dict(self._functions)
+
+    @property
+    def registered_classes(self) -> dict[str, Cls]:
+        return dict(self._classes)
+
+    @property
+    def registered_entrypoints(self) -> dict[str, Callable[..., Any]]:
+        return dict(self._local_entrypoints)
+
+    def _options(self, kwargs: dict[str, Any], secrets: list[Secret] | None,
+                 env: dict[str, str] | None) -> FunctionOptions:
+        merged = dict(self._env)
+        for s in secrets or []:
+            if not isinstance(s, Secret):
+                raise errors.InvalidError(f"secrets=[...] takes surge.Secret objects, got {type(s).__name__}")
+            merged.update(s.env)
+        merged.update(env or {})
+        return validate_options(env=merged or None, **kwargs)
+
+    def _register(self, info: FunctionInfo) -> None:
+        if info.tag in self._infos and not in_container():
+            raise errors.InvalidError(f"app {self.name!r} already has a function named {info.tag!r}; "
+                                      "use name= to register it under another name")
+        self._infos[info.tag] = info
+
+    # -- decorators ----------------------------------------------------------------------------
+    def function(self, _f: Any = None, *, secrets: list[Secret] | None = None, env: dict[str, str] | None = None,
+                 image: Any = None, serialized: bool = False, **options: Any) -> Callable[[Callable[..., Any]], Function]:
+        """Register a function to run in containers. Options (all keyword-only, validated here):
+        gpu, cpu, memory, timeout, startup_timeout, retries, min_containers, max_containers,
+        buffer_containers, scaledown_window, env, secrets, name, enable_memory_snapshot."""
+        if _f is not None:
+            raise errors.InvalidError("@app.function needs parentheses: write @app.function() "
+                                      "(did you forget parentheses?)")
+        if serialized:
+            raise errors.InvalidError("serialized=True is not supported: surge imports functions by "
+                                      "module, so define them at the top level of a module")
+        opts = self._options(options, secrets, env)
+
+        def deco(f: Callable[..., Any]) -> Function:
+            if isinstance(f, Function | Cls):
+                raise errors.InvalidError(f"{f!r} is already registered; apply @app.function once")
+            if inspect.isclass(f):
+                raise errors.InvalidError(f"{f.__name__} is a class: use @app.cls() for classes")
+            if not callable(f):
+                raise errors.InvalidError(f"@app.function() decorates functions, got {type(f).__name__}")
+            _check_importable(f, "function")
+            o = opts
+            conc = getattr(f, "__surge_concurrent__", None)
+            if conc:
+                o = o.with_concurrency(*conc)
+            info = FunctionInfo.from_callable(f, o.name or f.__name__, o, _real_module_name(f))
+            self._register(info)
+            handle = Function(info, self)
+            self._functions[info.tag] = handle
+            return handle
+
+        return deco
+
+    def cls(self, _c: Any = None, *, secrets: list[Secret] | None = None, env: dict[str, str] | None = None,
+            image: Any = None, serialized: bool = False, **options: Any) -> Callable[[type], Cls]:
+        """Register a class whose ``@surge.method()`` methods run in containers that keep the
+        object alive across inputs (load a model once in ``@surge.enter()``)."""
+        if _c is not None:
+            raise errors.InvalidError("@app.cls needs parentheses: write @app.cls() (did you forget parentheses?)")
+        opts = self._options(options, secrets, env)
+
+        def deco(user_cls: type) -> Cls:
+            if not inspect.isclass(user_cls):
+                raise errors.InvalidError(f"@app.cls() decorates classes, got {type(user_cls).__name__}")
+            _check_importable(user_cls, "class")
+            o = opts
+            conc = getattr(user_cls, "__surge_concurrent__", None)
+            if conc:
+                o = o.with_concurrency(*conc)
+            cls_name = o.name or user_cls.__name__
+            module = _real_module_name(user_cls)
+            methods: dict[str, FunctionInfo] = {}
+            for attr, value in vars(user_cls).items():
+                if callable(value) and hasattr(value, "__surge_method__"):
+                    info = FunctionInfo.from_callable(value, f"{cls_name}.{attr}", o, module,
+                                                      cls_name=cls_name, method_name=attr)
+                    if value.__surge_method__.get("is_generator") is not None:
+                        info.is_generator = bool(value.__surge_method__["is_generator"])
+                    methods[attr] = info
+            if not methods:
+                raise errors.InvalidError(f"class {user_cls.__name__} has no @surge.method(); mark the "
+                                          "methods callers may run remotely")
+            for info in methods.values():
+                self._register(info)
+            handle = Cls(cls_name, self, methods, user_cls=user_cls)
+            self._classes[cls_name] = handle
+            return handle
+
+        return deco
+
+    def local_entrypoint(self, _f: Any = None, *, name: str | None = None) -> Callable[..., Any]:
+        """Mark the function ``surge run`` calls locally; its typed parameters become CLI flags."""
+        if _f is not None:
+            raise errors.InvalidError("@app.local_entrypoint needs parentheses: write "
+                                      "@app.local_entrypoint() (did you forget parentheses?)")
+
+        def deco(f: Callable[..., Any]) -> Callable[..., Any]:
+            self._local_entrypoints[name or f.__name__] = f
+            return f
+
+        return deco
+
+    # -- running -------------------------------------------------------------------------------
+    def _publish(self, *, deployed: bool, name: str | None = None) -> dict[str, Any]:
+        from surge.sdk import source
+
+        if not self._infos:
+            raise errors.InvalidError(f"app {self.name!r} has no functions to run")
+        app_name = name or self.name
+        if not app_name:
+            raise errors.InvalidError("give the app a name: surge.App(\"my-app\")")
+        modules = {i.module for i in self._infos.values()}
+        roots = {source.module_file_info(m if m in sys.modules else "__main__")[0] for m in modules}
+        if len(roots) != 1:
+            raise errors.InvalidError(f"functions of app {app_name!r} come from modules under different "
+                                      f"directories ({sorted(map(str, roots))}); keep an app's modules together")
+        root = roots.pop()
+        archive, sha = source.package(root)
+        client = context.get_client()
+        client.put_blob(sha, archive)
+        resp = client.create_app(app_name, deployed=deployed, source_hash=sha, module=sorted(modules)[0],
+                                 functions=[i.spec() for i in self._infos.values()])
+        return resp
+
+    @contextlib.contextmanager
+    def run(self, *, show_logs: bool = True) -> Iterator[App]:
+        """Run the app ephemerally for the duration of the block (an embedded control plane is
+        started if no server is configured). Inside a container this does nothing."""
+        if in_container() or self._app_id is not None:
+            yield self
+            return
+        resp = self._publish(deployed=False)
+        self._app_id = resp["app_id"]
+        self._function_ids = dict(resp["functions"])
+        from surge.sdk.logs import LogFollower
+
+        follower = LogFollower(self._app_id) if show_logs else None
+        try:
+            yield self
+        finally:
+            try:
+                context.get_client().stop_app(self._app_id)
+            finally:
+                if follower is not None:
+                    follower.close()
+                self._app_id = None
+                self._function_ids = {}
+
+    def deploy(self, name: str | None = None) -> dict[str, Any]:
+        """Publish a new immutable version; returns ``{"app_id", "version", "functions"}``."""
+        return self._publish(deployed=True, name=name)

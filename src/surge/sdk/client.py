@@ -1,0 +1,143 @@
+"""The SDK's HTTP client: the only place the SDK does network I/O.
+
+The transport is injectable (``Client(url, token, transport=...)``) so integration tests drive the
+real control-plane app in-process. Connection failures are retried with backoff; every submission
+carries an idempotency key so a retried POST never creates a second call.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from surge import errors
+from surge.config import Settings
+
+_RETRYABLE = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError,
+              httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def unb64(data: str | None) -> bytes | None:
+    return None if data is None else base64.b64decode(data)
+
+
+class Client:
+    """A connection to one control plane."""
+
+    def __init__(self, url: str, token: str | None, *, transport: httpx.BaseTransport | None = None,
+                 http: httpx.Client | None = None, connect_retries: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if http is not None:
+            http.headers.update(headers)
+            self._http = http
+        else:
+            self._http = httpx.Client(base_url=self.url, headers=headers, transport=transport,
+                                      timeout=httpx.Timeout(120.0, connect=5.0))
+        self._connect_retry_seconds = connect_retries
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Client:
+        if not settings.server_url:
+            raise errors.ConnectionError("no control plane configured: set SURGE_SERVER_URL or use "
+                                         "`surge run`, which starts an embedded one")
+        return cls(settings.server_url, settings.read_token())
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                content: bytes | None = None, timeout: float | None = None, retry: bool = True) -> Any:
+        deadline = time.monotonic() + self._connect_retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                resp = self._http.request(method, path, json=json, params=params, content=content,
+                                          timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+            except _RETRYABLE as exc:
+                if not retry or time.monotonic() > deadline:
+                    raise errors.ConnectionError(
+                        f"cannot reach the surge control plane at {self.url}: {exc}. Is `surge server` "
+                        "running? (SURGE_SERVER_URL selects the server)") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if resp.status_code == 503 and retry and time.monotonic() < deadline:
+                time.sleep(float(resp.headers.get("Retry-After", delay)))
+                continue
+            if resp.status_code >= 400:
+                try:
+                    body = resp.json()
+                except ValueError:
+                    body = {"error": {"code": "", "message": resp.text}}
+                raise errors.error_from_body(resp.status_code, body)
+            if resp.status_code == 204 or not resp.content:
+                return None
+            if resp.headers.get("content-type", "").startswith("application/json"):
+                return resp.json()
+            return resp.content
+
+    # -- blobs and apps ------------------------------------------------------------------------
+    def put_blob(self, sha256: str, data: bytes) -> None:
+        exists = self.request("GET", f"/v1/blobs/{sha256}/exists")
+        if not exists["exists"]:
+            self.request("PUT", f"/v1/blobs/{sha256}", content=data)
+
+    def create_app(self, name: str, *, deployed: bool, source_hash: str, module: str,
+                   functions: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        body = {"name": name, "deployed": deployed, "source_hash": source_hash, "module": module,
+                "functions": list(functions)}
+        result: dict[str, Any] = self.request("POST", "/v1/apps", json=body)
+        return result
+
+    def stop_app(self, app_id: str) -> None:
+        self.request("POST", f"/v1/apps/{app_id}/stop")
+
+    # -- calls -----------------------------------------------------------------------------------
+    def submit(self, ref: dict[str, Any], kind: str, inputs: Sequence[bytes], *, idempotency_key: str,
+               params: bytes | None = None, wait: float = 0.0) -> dict[str, Any]:
+        body = {**ref, "kind": kind, "inputs": [b64(a) for a in inputs], "params": b64(params),
+                "idempotency_key": idempotency_key, "wait": wait}
+        result: dict[str, Any] = self.request("POST", "/v1/calls", json=body, timeout=wait + 30.0)
+        return result
+
+    def add_inputs(self, call_id: str, start_idx: int, inputs: Sequence[bytes]) -> None:
+        self.request("POST", f"/v1/calls/{call_id}/inputs",
+                     json={"start_idx": start_idx, "inputs": [b64(a) for a in inputs]})
+
+    def outputs(self, call_id: str, since: int, wait: float) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/v1/calls/{call_id}/outputs",
+                                              params={"since": since, "wait": wait}, timeout=wait + 30.0)
+        return result
+
+    def events(self, input_id: str, since: int, wait: float) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/v1/inputs/{input_id}/events",
+                                              params={"since": since, "wait": wait}, timeout=wait + 30.0)
+        return result
+
+    def cancel(self, call_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/v1/calls/{call_id}/cancel")
+        return result
+
+    def get_call(self, call_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/v1/calls/{call_id}")
+        return result
+
+    def logs(self, *, app_id: str | None = None, app: str | None = None, function: str | None = None,
+             since: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        params: dict[str, Any] = {"since": since, "wait": wait}
+        for k, v in (("app_id", app_id), ("app", app), ("function", function)):
+            if v:
+                params[k] = v
+        result: dict[str, Any] = self.request("GET", "/v1/logs", params=params, timeout=wait + 30.0)
+        return result
