@@ -1,0 +1,26 @@
+"""``surge``: the command line. One module per command group, assembled here."""
+
+from __future__ import annotations
+
+import typer
+
+from surge.cli import apps, calls, containers, deploy, logs, run, server, token
+
+cli = typer.Typer(name="surge", no_args_is_help=True, add_completion=False,
+                  help="surge: serverless GPU functions on your own machines.")
+cli.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run.run)
+cli.command("deploy")(deploy.deploy)
+cli.command("server")(server.server)
+cli.command("logs")(logs.logs)
+cli.add_typer(apps.group, name="app")
+cli.add_typer(calls.group, name="call")
+cli.add_typer(containers.group, name="container")
+cli.add_typer(token.group, name="token")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""All terminal rendering: rich is imported here only, lazily, so `surge --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fmt_time(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("-" if v is None else str(v) for v in r))
+    _console().print(t)
+
+
+def info(message: str) -> None:
+    _console(stderr=True).print(message)
+
+
+def error(message: str) -> None:
+    _console(stderr=True).print(f"[bold red]Error:[/] {message}", markup=True)
+
+
+def map_progress(total: int | None) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """A progress bar for `.map()` on stderr (hidden when stderr is not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = _console(stderr=True)
+    if not console.is_terminal:
+        return (lambda n: None), (lambda: None)
+    progress = Progress(TextColumn("map"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    task = progress.add_task("map", total=total)
+    progress.start()
+    return (lambda n: progress.advance(task, n)), progress.stop

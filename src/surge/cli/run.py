@@ -1,0 +1,46 @@
+"""``surge run app.py[::name]``: run an app ephemerally (embedded control plane unless configured)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from surge import errors
+from surge.cli import output
+
+
+def run(ctx: typer.Context, ref: str = typer.Argument(..., help="path/to/app.py[::entrypoint_or_function]"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="don't stream container logs"),
+        gpus: str = typer.Option(None, "--gpus", help="declared GPU inventory for the embedded server, "
+                                 "e.g. A100-80GB:2,H100:1")) -> None:
+    """Run a local entrypoint (or a single function) against surge. Extra --flags become the
+    entrypoint's parameters."""
+    import os
+
+    from surge.cli.loader import import_app_file, parse_flags, pick_target
+    from surge.sdk import context
+
+    if gpus:
+        os.environ["SURGE_GPUS"] = gpus
+    try:
+        app, name = import_app_file(ref)
+        kind, target = pick_target(app, name)
+        args, kwargs = parse_flags(target.info.raw if kind == "function" else target, list(ctx.args))  # type: ignore[attr-defined]
+    except errors.Error as exc:
+        output.error(str(exc))
+        raise typer.Exit(2) from None
+    context.map_progress_hook = output.map_progress
+    try:
+        with app.run(show_logs=not quiet):
+            result = target.remote(*args, **kwargs) if kind == "function" else target(*args, **kwargs)  # type: ignore[attr-defined]
+            if kind == "function" and result is not None:
+                print(result)
+    except errors.Error as exc:
+        output.error(str(exc))
+        raise typer.Exit(1) from None
+    except Exception:
+        traceback.print_exc()
+        sys.stderr.flush()
+        raise typer.Exit(1) from None

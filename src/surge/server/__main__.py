@@ -1,0 +1,101 @@
+"""``python -m surge.server``: run a control plane with its local agent (what ``surge server`` and the
+embedded mode start)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import uvicorn
+
+from surge.config import DEFAULT_PORT
+from surge.server.app import create_app
+from surge.server.config import ServerConfig
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="surge server")
+    p.add_argument("--home", default=os.environ.get("SURGE_HOME") or str(Path.home() / ".surge"))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--gpus", default=None)
+    p.add_argument("--database-url", default=None)
+    p.add_argument("--embedded", action="store_true")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+def serve(config: ServerConfig, *, log_level: str = "info") -> None:
+    home = config.home
+    home.mkdir(parents=True, exist_ok=True)
+    lock = open(home / "server.lock", "w")  # noqa: SIM115 - held for the process's lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"another surge server already runs on {home} (see {home / 'server.json'})")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        sys.exit(f"cannot listen on {config.host}:{config.port}: {exc}")
+    config.port = sock.getsockname()[1]
+    app = create_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=5))
+    state_file = home / "server.json"
+    url = f"http://{config.host}:{config.port}"
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                await task
+                return
+            await asyncio.sleep(0.01)
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "embedded": config.embedded}))
+        tmp.replace(state_file)
+        print(f"surge control plane listening on {url} (home {home})", flush=True)
+        if config.embedded:
+            loop = asyncio.get_running_loop()
+
+            def watch_stdin() -> None:
+                # the parent holds our stdin open; EOF means it is gone or wants us to stop
+                with contextlib.suppress(Exception):
+                    sys.stdin.buffer.read()
+                loop.call_soon_threadsafe(setattr, server, "should_exit", True)
+
+            threading.Thread(target=watch_stdin, daemon=True).start()
+        await task
+
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    try:
+        asyncio.run(main())
+    finally:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            if json.loads(state_file.read_text()).get("pid") == os.getpid():
+                state_file.unlink()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig(home=Path(args.home).expanduser(), host=args.host, port=args.port, gpus=args.gpus,
+                          database_url=args.database_url, embedded=args.embedded)
+    serve(config, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()

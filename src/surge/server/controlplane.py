@@ -1,0 +1,540 @@
+"""The control plane: wires the store, the dispatcher, the scaler and the node agent, recovers
+after a restart, and implements the operations the HTTP routes expose."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import hashlib
+import logging
+import time
+from typing import Any
+
+from surge import errors
+from surge.agent.agent import ContainerHandle, ExitInfo, LaunchSpec, LocalAgent
+from surge.agent.inventory import build_inventory
+from surge.core.models import CallKind, InputState, TerminalReason
+from surge.core.placement import Placement
+from surge.core.retries import decide_retry
+from surge.ids import new_id
+from surge.server import loops
+from surge.server.config import ServerConfig
+from surge.server.dispatcher import TRACEBACK_MARK, Dispatcher, Pool, Waiters, Work
+from surge.server.scaler import Scaler
+from surge.server.sources import SourceCache
+from surge.store import open_store
+from surge.store.base import (DEFAULT_WORKSPACE, CallRow, ContainerRow, FunctionRow, InputRow, LogLine,
+                              NewInput, Transition, UsageEvent)
+from surge.store.blobs import BlobStore
+
+log = logging.getLogger("surge.controlplane")
+
+LIVE_APP_STATES = ("deployed", "ephemeral")
+
+
+def b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def output_json(row: InputRow) -> dict[str, Any]:
+    message, _, tb = (row.error_message or "").partition(TRACEBACK_MARK)
+    return {"idx": row.idx, "input_id": row.id, "state": row.state.value, "result": b64(row.result),
+            "reason": row.terminal_reason if row.state != InputState.SUCCEEDED else None,
+            "message": message or None, "traceback": tb or None, "exit_code": row.exit_code,
+            "signal": row.signal, "attempt": row.attempt, "seq": row.done_seq,
+            "started_at": row.started_at, "finished_at": row.finished_at}
+
+
+class ControlPlane:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.home = config.home
+        self.store = open_store(config.db_url)
+        self.blobs = BlobStore(self.home / "blobs")
+        self.sources = SourceCache(self.home / "sources", self.blobs)
+        inventory = build_inventory(config.gpus, node_id=config.node_id, cpu=config.cpu,
+                                    memory_mib=config.memory_mib)
+        self.agent = LocalAgent(inventory, self, kill_grace=config.kill_grace)
+        self.dispatcher = Dispatcher(self.store, self.agent)
+        self.scaler = Scaler(self.dispatcher, self.agent, self._launch_spec)
+        self.logs = Waiters()
+        self._log_buffer: list[LogLine] = []
+        self._usage_buffer: list[UsageEvent] = []
+        self._dirty_containers: dict[str, ContainerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._app_cache: dict[str, tuple[str, str]] = {}     # app_id -> (workspace, name)
+        self.started_at = time.time()
+        self.healthy = True
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.open()
+        await self.agent.start()
+        await self._recover()
+        for name, interval, step in (
+            ("dispatch", 0.05, self._promote),
+            ("autoscale", 0.25, self.scaler.tick),
+            ("flush", 0.1, self._flush),
+            ("reaper", 1.0, self.dispatcher.reap_expired),
+            ("retention", 60.0, self.store.purge_expired),
+        ):
+            self._tasks.append(asyncio.create_task(loops.run_forever(name, interval, step)))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.agent.close()
+        await self._flush(time.time())
+        await self.store.close()
+
+    async def _promote(self, now: float) -> None:
+        self.dispatcher.promote_delayed(now)
+
+    async def _recover(self) -> None:
+        """After a restart nothing is running (containers die with their agent): RUNNING inputs are
+        lost workers and go back to the queue; QUEUED inputs are reloaded into their pools."""
+        now = time.time()
+        running = await self.store.inputs_in_state([InputState.RUNNING])
+        transitions = []
+        for r in running:
+            d = decide_retry(_zero_retries(), TerminalReason.WORKER_LOST, user_failures=r.user_failures,
+                             infra_failures=r.infra_failures)
+            if d.retry:
+                transitions.append(Transition(r.id, (InputState.RUNNING,), InputState.QUEUED, r.attempt,
+                                              {"infra_failures": r.infra_failures + 1, "container_id": None,
+                                               "lease_expires_at": None, "next_run_at": now,
+                                               "terminal_reason": TerminalReason.WORKER_LOST.value,
+                                               "error_message": "the control plane restarted"}))
+            else:
+                transitions.append(Transition(r.id, (InputState.RUNNING,), InputState.FAILED, r.attempt,
+                                              {"terminal_reason": TerminalReason.WORKER_LOST.value,
+                                               "error_message": "worker lost too many times"}))
+        if transitions:
+            await self.store.transition(transitions, now)
+        queued = await self.store.inputs_in_state([InputState.QUEUED])
+        calls: dict[str, CallRow | None] = {}
+        for r in queued:
+            if r.call_id not in calls:
+                calls[r.call_id] = await self.store.get_call(r.call_id)
+            call = calls[r.call_id]
+            fn = await self.store.get_function(r.function_id)
+            if call is None or fn is None:
+                continue
+            pool = await self.pool(fn, call.pool_key, call.params, call.workspace)
+            self.dispatcher.enqueue(pool, [Work.from_row(r)], now)
+        # warm pools of deployed apps
+        for app in await self.store.list_apps(DEFAULT_WORKSPACE):
+            if app.state == "deployed" and app.current_version:
+                await self._warm_pools(app.id, app.current_version, app.workspace)
+        for s in await self.store.list_containers(None, active_only=True):
+            s.state, s.stopped_at, s.stop_reason = "STOPPED", now, "control plane restarted"
+            await self.store.upsert_container(s)
+        if running or queued:
+            log.info("recovered %d running and %d queued inputs", len(running), len(queued))
+
+    # -- pools ---------------------------------------------------------------------------------
+    async def pool(self, fn: FunctionRow, pool_key: str, params: bytes | None, workspace: str) -> Pool:
+        pool = self.dispatcher.pools.get(pool_key)
+        if pool is not None:
+            return pool
+        app = await self.store.get_app(fn.app_id)
+        if app is None:
+            raise errors.NotFoundError(f"app {fn.app_id} not found")
+        pool = self.dispatcher.pool_for(pool_key, fn, workspace, fn.app_id, params)
+        pool.retired = app.state not in LIVE_APP_STATES or (
+            app.state == "deployed" and fn.version != app.current_version)
+        return pool
+
+    async def _warm_pools(self, app_id: str, version: int, workspace: str) -> None:
+        for fn in await self.store.list_functions(app_id, version):
+            opts = fn.spec.get("options", {})
+            if opts.get("min_containers", 0) > 0 and not fn.spec.get("cls"):
+                pool = await self.pool(fn, fn.id, None, workspace)
+                self.dispatcher.kick(pool)
+                self.scaler.on_demand(pool)
+
+    async def _launch_spec(self, pool: Pool, container_id: str, placement: Placement) -> LaunchSpec:
+        fn = pool.function
+        app = await self.store.get_app(fn.app_id)
+        version = await self.store.get_version(fn.app_id, fn.version)
+        if app is None or version is None:
+            raise errors.NotFoundError(f"app version {fn.app_id} v{fn.version} is gone")
+        source_dir = await self.sources.ensure(version.source_hash)
+        spec = dict(fn.spec)
+        spec.update({"app": app.name, "source_dir": str(source_dir), "function_id": fn.id})
+        o = pool.options
+        env = dict(o.env)
+        env.update({"SURGE_SERVER_URL": self.url, "SURGE_TOKEN": self.token, "SURGE_APP": app.name,
+                    "SURGE_FUNCTION": fn.spec.get("tag", "")})
+        memory_limit = fn.spec.get("options", {}).get("memory_limit")
+        return LaunchSpec(
+            container_id=container_id, workspace=pool.workspace, app_id=fn.app_id, function_id=fn.id,
+            function_tag=str(fn.spec.get("cls") or fn.spec.get("tag")), pool_key=pool.key,
+            function=spec, params=pool.params, resources=o.resources(), placement=placement, env=env,
+            max_inputs=o.max_inputs, startup_timeout=o.startup_timeout,
+            memory_limit_mib=int(memory_limit) if memory_limit else None,
+            max_result_bytes=self.config.max_result_bytes)
+
+    url: str = ""
+    token: str = ""
+
+    # -- agent listener ------------------------------------------------------------------------
+    async def on_ready(self, h: ContainerHandle) -> None:
+        pool = self.dispatcher.pools.get(h.spec.pool_key)
+        if pool is not None:
+            pool.init_failures = 0
+            self.dispatcher.kick(pool)
+
+    async def on_outputs(self, h: ContainerHandle, items: list[tuple[dict[str, Any], bytes]]) -> None:
+        await self.dispatcher.on_outputs(h, items)
+
+    async def on_heartbeat(self, h: ContainerHandle, running: list[tuple[str, int]]) -> None:
+        await self.dispatcher.on_heartbeat(h, running)
+
+    async def on_exit(self, h: ContainerHandle, info: ExitInfo) -> None:
+        self._dirty_containers[h.id] = h
+        if info.init_error is not None:
+            self.on_log(h, "system", f"container failed to start: {info.init_error[0]}", time.time())
+        await self.dispatcher.on_exit(h, info)
+
+    def on_state(self, h: ContainerHandle, kind: str, at: float) -> None:
+        self._usage_buffer.append(UsageEvent(h.id, kind, at))
+        self._dirty_containers[h.id] = h
+
+    def on_log(self, h: ContainerHandle, stream: str, text: str, at: float) -> None:
+        only = next(iter(h.inflight)) if len(h.inflight) == 1 else None
+        self._log_buffer.append(LogLine(app_id=h.spec.app_id, function_tag=h.spec.function_tag,
+                                        container_id=h.id, stream=stream, text=text, at=at, input_id=only))
+
+    async def _flush(self, now: float) -> None:
+        if self._dirty_containers:
+            dirty, self._dirty_containers = self._dirty_containers, {}
+            for h in dirty.values():
+                await self.store.upsert_container(self.container_row(h))
+        if self._usage_buffer:
+            usage, self._usage_buffer = self._usage_buffer, []
+            await self.store.record_usage(usage)
+        if self._log_buffer:
+            lines, self._log_buffer = self._log_buffer, []
+            await self.store.append_logs(lines)
+            for app_id in {ln.app_id for ln in lines}:
+                self.logs.notify(app_id)
+            self.logs.notify("*")
+
+    def container_row(self, h: ContainerHandle) -> ContainerRow:
+        s = h.spec
+        return ContainerRow(
+            id=h.id, workspace=s.workspace, app_id=s.app_id, function_id=s.function_id, pool_key=s.pool_key,
+            node_id=s.placement.node_id, state=h.state.value, created_at=h.created_at, pid=h.pid,
+            gpu_type=s.placement.gpu_type, gpu_indices=list(s.placement.gpu_indices), cpu=s.resources.cpu,
+            memory=s.resources.memory, ready_at=h.ready_at,
+            stopped_at=time.time() if h.state.value == "STOPPED" else None, stop_reason=h.kill_reason,
+            exit_code=h.proc.returncode if h.proc and h.proc.returncode is not None and h.proc.returncode >= 0 else None,
+            signal=-h.proc.returncode if h.proc and h.proc.returncode is not None and h.proc.returncode < 0 else None,
+            inputs_done=h.inputs_done, phases=dict(h.phases))
+
+    # -- operations (called by routes) -------------------------------------------------------
+    async def app_name(self, app_id: str) -> str:
+        cached = self._app_cache.get(app_id)
+        if cached is None:
+            app = await self.store.get_app(app_id)
+            if app is None:
+                return app_id
+            cached = self._app_cache[app_id] = (app.workspace, app.name)
+        return cached[1]
+
+    async def resolve_function(self, workspace: str, body: dict[str, Any]) -> FunctionRow:
+        if body.get("function_id"):
+            fn = await self.store.get_function(str(body["function_id"]))
+            app = await self.store.get_app(fn.app_id) if fn else None
+            if fn is None or app is None or app.workspace != workspace:
+                raise errors.NotFoundError(f"function {body['function_id']!r} not found")
+            if app.state == "stopped" or (app.state == "ephemeral" and app.current_version == -1):
+                raise errors.ConflictError(f"app {app.name!r} is stopped; run or deploy it again")
+            return fn
+        app_name, tag = body.get("app"), body.get("function")
+        if not app_name or not tag:
+            raise errors.InvalidError("give either function_id, or app and function names")
+        app = await self.store.find_app(workspace, str(app_name))
+        if app is None or app.state != "deployed":
+            state = f" (it is {app.state})" if app else ""
+            raise errors.NotFoundError(f"no deployed app named {app_name!r}{state}; deploy it with "
+                                       f"`surge deploy`")
+        fns = await self.store.list_functions(app.id, app.current_version)
+        for fn in fns:
+            if fn.spec.get("tag") == tag:
+                return fn
+        known = ", ".join(sorted(str(f.spec.get("tag")) for f in fns)) or "none"
+        raise errors.NotFoundError(f"app {app_name!r} has no function {tag!r} (functions: {known})")
+
+    async def create_app(self, workspace: str, body: dict[str, Any]) -> dict[str, Any]:
+        from surge.sdk.options import FunctionOptions
+
+        sha = str(body.get("source_hash", ""))
+        if not self.blobs.exists(sha):
+            raise errors.InvalidError(f"source archive {sha} was not uploaded; PUT /v1/blobs/{{sha}} first")
+        functions = body.get("functions") or []
+        tags = [str(f.get("tag")) for f in functions]
+        if not functions or len(set(tags)) != len(tags):
+            raise errors.InvalidError("an app needs at least one function, each with a unique tag")
+        for f in functions:
+            FunctionOptions.from_json(f.get("options") or {})   # InvalidError on malformed options
+        name = str(body.get("name") or "").strip()
+        if not name:
+            raise errors.InvalidError("the app needs a name")
+        deployed = bool(body.get("deployed"))
+        now = time.time()
+        previous = await self.store.find_app(workspace, name) if deployed else None
+        app, version, fns = await self.store.create_version(
+            workspace, name, deployed=deployed, source_hash=sha, module=str(body.get("module", "")),
+            spec={"client": body.get("client")}, functions=[(t, f) for t, f in zip(tags, functions, strict=True)],
+            now=now)
+        await self.sources.ensure(sha)
+        if previous is not None:
+            self.retire_app_pools(app.id, keep_version=version.version)
+        await self._warm_pools(app.id, version.version, workspace)
+        return {"app_id": app.id, "name": app.name, "version": version.version, "state": app.state,
+                "functions": {f.spec["tag"]: f.id for f in fns}}
+
+    def retire_app_pools(self, app_id: str, keep_version: int | None = None) -> None:
+        for pool in self.dispatcher.pools.values():
+            if pool.app_id == app_id and pool.function.version != keep_version:
+                pool.retired = True
+
+    async def stop_app(self, workspace: str, app_ref: str) -> dict[str, Any]:
+        app = await self.store.get_app(app_ref)
+        if app is None or app.workspace != workspace:
+            app = await self.store.find_app(workspace, app_ref)
+        if app is None:
+            raise errors.NotFoundError(f"no app {app_ref!r}")
+        await self.store.set_app_state(app.id, "stopped")
+        self.retire_app_pools(app.id)
+        cancelled = 0
+        for pool in list(self.dispatcher.pools.values()):
+            if pool.app_id != app.id:
+                continue
+            works = list(pool.queue) + [w for _, _, w in pool.delayed]
+            rows = await self.store.get_inputs([w.id for w in works]) if works else []
+            running = [await self.store.get_input(w.id) for w in self.dispatcher.running.values()
+                       if w.container_id in pool.containers]
+            cancelled += await self.dispatcher.cancel_inputs(
+                rows + [r for r in running if r is not None], "the app was stopped")
+            for h in list(pool.containers.values()):
+                self.agent.shutdown(h)
+        waits = [h.exited.wait() for p in self.dispatcher.pools.values() if p.app_id == app.id
+                 for h in p.containers.values()]
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), timeout=15.0)
+            except TimeoutError:
+                pass
+        await self._flush(time.time())
+        return {"app_id": app.id, "name": app.name, "state": "stopped", "cancelled": cancelled}
+
+    async def rollback(self, workspace: str, name: str, version: int | None) -> dict[str, Any]:
+        app = await self.store.find_app(workspace, name)
+        if app is None:
+            raise errors.NotFoundError(f"no deployed app named {name!r}")
+        versions = await self.store.list_versions(app.id)
+        if version is None:
+            older = [v for v in versions if v.version < app.current_version]
+            if not older:
+                raise errors.ConflictError(f"app {name!r} has no version before v{app.current_version} "
+                                           "to roll back to")
+            target = older[-1]
+        else:
+            found = [v for v in versions if v.version == version]
+            if not found:
+                raise errors.NotFoundError(f"app {name!r} has no version {version} "
+                                           f"(versions: {', '.join(str(v.version) for v in versions)})")
+            target = found[0]
+        fns = await self.store.list_functions(app.id, target.version)
+        new_app, new_version, new_fns = await self.store.create_version(
+            workspace, name, deployed=True, source_hash=target.source_hash, module=target.module,
+            spec={**target.spec, "rollback_of": target.version},
+            functions=[(str(f.spec["tag"]), f.spec) for f in fns], now=time.time())
+        self.retire_app_pools(new_app.id, keep_version=new_version.version)
+        await self._warm_pools(new_app.id, new_version.version, workspace)
+        return {"app_id": new_app.id, "name": name, "version": new_version.version,
+                "rolled_back_to": target.version, "functions": {f.spec["tag"]: f.id for f in new_fns}}
+
+    async def submit(self, workspace: str, body: dict[str, Any]) -> dict[str, Any]:
+        fn = await self.resolve_function(workspace, body)
+        kind = str(body.get("kind") or CallKind.REMOTE.value)
+        try:
+            CallKind(kind)
+        except ValueError:
+            raise errors.InvalidError(f"kind={kind!r}; expected one of "
+                                      f"{', '.join(k.value for k in CallKind)}") from None
+        is_gen = bool(fn.spec.get("is_generator"))
+        if is_gen and kind != CallKind.GENERATOR.value:
+            raise errors.InvalidError(f"{fn.spec.get('tag')} is a generator function: call it with .remote_gen()")
+        if kind == CallKind.GENERATOR.value and not is_gen:
+            raise errors.InvalidError(f"{fn.spec.get('tag')} is not a generator function: use .remote()")
+        params = base64.b64decode(body["params"]) if body.get("params") else None
+        inputs = self._decode_inputs(body.get("inputs") or [], 0, fn)
+        if not inputs:
+            raise errors.InvalidError("a call needs at least one input")
+        if fn.spec.get("cls"):
+            digest = hashlib.sha256(params).hexdigest()[:16] if params else "-"
+            pool_key = f"{fn.app_id}:v{fn.version}:{fn.spec['cls']}:{digest}"
+        else:
+            pool_key = fn.id
+        now = time.time()
+        retention = self.config.result_retention if kind in ("spawn", "generator") else self.config.call_retention
+        call = CallRow(id=new_id("fc"), workspace=workspace, function_id=fn.id, kind=kind, created_at=now,
+                       idempotency_key=body.get("idempotency_key") or None, params=params, pool_key=pool_key,
+                       input_count=len(inputs), expires_at=now + retention)
+        pool = await self.pool(fn, pool_key, params, workspace)
+        call, rows, created = await self.store.create_call(call, inputs, now)
+        if created:
+            self.dispatcher.enqueue(pool, [Work.from_row(r) for r in rows], now)
+        result: dict[str, Any] = {"call_id": call.id, "input_ids": [r.id for r in rows], "created": created}
+        wait = min(float(body.get("wait") or 0.0), 300.0)
+        if wait > 0:
+            result["outputs"] = await self._wait_all(call.id, len(rows), wait)
+        return result
+
+    def _decode_inputs(self, raw: list[Any], start: int, fn: FunctionRow) -> list[NewInput]:
+        opts = fn.spec.get("options", {})
+        timeout = float(opts.get("timeout", 300))
+        max_retries = int((opts.get("retries") or {}).get("max_retries", 0))
+        out = []
+        for i, item in enumerate(raw):
+            try:
+                data = base64.b64decode(item, validate=True)
+            except (ValueError, TypeError):
+                raise errors.InvalidError(f"input #{start + i} is not base64-encoded bytes") from None
+            if len(data) > self.config.max_input_bytes:
+                raise errors.TooLargeError(f"input #{start + i} is {len(data):,} bytes, over the limit of "
+                                           f"{self.config.max_input_bytes:,}; pass large data through a Volume")
+            out.append(NewInput(idx=start + i, args=data, timeout=timeout, max_retries=max_retries))
+        return out
+
+    async def _wait_all(self, call_id: str, count: int, wait: float) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + wait
+        while True:
+            ev = self.dispatcher.calls.event(call_id)
+            rows = await self.store.outputs_since(call_id, 0, limit=count)
+            left = deadline - time.monotonic()
+            if len(rows) >= count or left <= 0:
+                return [output_json(r) for r in rows]
+            await Waiters.wait(ev, left)
+
+    async def get_call_row(self, workspace: str, call_id: str) -> CallRow:
+        call = await self.store.get_call(call_id)
+        if call is None or call.workspace != workspace:
+            raise errors.NotFoundError(f"no call {call_id!r} (results are kept "
+                                       f"{self.config.result_retention / 86400:g} days after a spawn)")
+        return call
+
+    async def add_inputs(self, workspace: str, call_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        call = await self.get_call_row(workspace, call_id)
+        if call.cancelled:
+            raise errors.ConflictError(f"call {call_id} was cancelled")
+        fn = await self.store.get_function(call.function_id)
+        assert fn is not None
+        start = int(body.get("start_idx", 0))
+        inputs = self._decode_inputs(body.get("inputs") or [], start, fn)
+        now = time.time()
+        rows = await self.store.add_inputs(call_id, inputs, now)
+        pool = await self.pool(fn, call.pool_key, call.params, workspace)
+        fresh = [r for r in rows if r.state == InputState.QUEUED and r.attempt == 0
+                 and r.id not in self.dispatcher.running and not any(w.id == r.id for w in pool.queue)]
+        self.dispatcher.enqueue(pool, [Work.from_row(r) for r in fresh], now)
+        return {"input_ids": [r.id for r in rows]}
+
+    async def outputs(self, workspace: str, call_id: str, since: int, wait: float) -> dict[str, Any]:
+        await self.get_call_row(workspace, call_id)
+        deadline = time.monotonic() + min(wait, 300.0)
+        while True:
+            ev = self.dispatcher.calls.event(call_id)
+            rows = await self.store.outputs_since(call_id, since, limit=5000)
+            left = deadline - time.monotonic()
+            if rows or left <= 0:
+                break
+            counts = await self.store.call_counts(call_id)
+            if not counts.get("QUEUED") and not counts.get("RUNNING"):
+                return {"outputs": [], "cursor": since, "done": True}
+            await Waiters.wait(ev, left)
+        cursor = max([since] + [r.done_seq or 0 for r in rows])
+        return {"outputs": [output_json(r) for r in rows], "cursor": cursor, "done": False}
+
+    async def events(self, workspace: str, input_id: str, since: int, wait: float) -> dict[str, Any]:
+        deadline = time.monotonic() + min(wait, 300.0)
+        while True:
+            ev = self.dispatcher.inputs.event(input_id)
+            row = await self.store.get_input(input_id)     # state first: events before it are complete
+            if row is None:
+                raise errors.NotFoundError(f"no input {input_id!r}")
+            await self.get_call_row(workspace, row.call_id)
+            evs = await self.store.events_since(input_id, since, limit=1000)
+            terminal = row.state.terminal
+            left = deadline - time.monotonic()
+            if evs or terminal or left <= 0:
+                return {"events": [{"seq": e.seq, "kind": e.kind, "data": b64(e.data)} for e in evs],
+                        "output": output_json(row) if terminal else None, "more": len(evs) >= 1000}
+            await Waiters.wait(ev, left)
+
+    async def cancel(self, workspace: str, call_id: str) -> dict[str, Any]:
+        await self.get_call_row(workspace, call_id)
+        await self.store.set_call_cancelled(call_id)
+        rows = await self.store.list_inputs(call_id, states=[InputState.QUEUED, InputState.RUNNING])
+        n = await self.dispatcher.cancel_inputs(rows)
+        return {"call_id": call_id, "cancelled": n}
+
+    async def call_summary(self, call: CallRow) -> dict[str, Any]:
+        counts = await self.store.call_counts(call.id)
+        fn = await self.store.get_function(call.function_id)
+        app_name = await self.app_name(fn.app_id) if fn else "?"
+        pending = counts.get("QUEUED", 0) + counts.get("RUNNING", 0)
+        state = "RUNNING" if counts.get("RUNNING") else ("QUEUED" if pending else _overall(counts))
+        return {"call_id": call.id, "kind": call.kind, "app": app_name,
+                "function": fn.spec.get("tag") if fn else "?", "version": fn.version if fn else None,
+                "created_at": call.created_at, "inputs": call.input_count or sum(counts.values()),
+                "counts": counts, "state": state, "cancelled": call.cancelled, "expires_at": call.expires_at}
+
+    async def logs_page(self, *, app_id: str | None, function: str | None, since: int,
+                        wait: float) -> dict[str, Any]:
+        deadline = time.monotonic() + min(wait, 300.0)
+        key = app_id or "*"
+        while True:
+            ev = self.logs.event(key)
+            lines = await self.store.logs_since(app_id=app_id, function_tag=function, since_id=since, limit=2000)
+            left = deadline - time.monotonic()
+            if lines or left <= 0:
+                break
+            await Waiters.wait(ev, left)
+        return {"lines": [{"id": ln.id, "at": ln.at, "function": ln.function_tag, "container_id": ln.container_id,
+                           "stream": ln.stream, "text": ln.text, "input_id": ln.input_id} for ln in lines],
+                "cursor": max([since] + [ln.id for ln in lines])}
+
+    def health(self) -> dict[str, Any]:
+        inv, usage = self.agent.node_view()
+        return {"status": "ok" if self.healthy else "degraded", "uptime": time.time() - self.started_at,
+                "node": {"id": inv.node_id, "cpu": inv.cpu, "memory_mib": inv.memory,
+                         "gpus": [{"index": g.index, "type": g.type} for g in inv.gpus],
+                         "allocated": {"cpu": usage.cpu, "memory_mib": usage.memory,
+                                       "gpu_indices": sorted(usage.gpu_indices)},
+                         "memory_limits": self.agent.limiter.mechanism},
+                "containers": len(self.agent.containers),
+                "loops": {"ticks": dict(loops.ticks), "errors": dict(loops.errors)},
+                "dispatcher": dict(self.dispatcher.stats)}
+
+
+def _overall(counts: dict[str, int]) -> str:
+    for s in ("FAILED", "TIMED_OUT", "CANCELLED", "EXPIRED"):
+        if counts.get(s):
+            return s
+    return "SUCCEEDED" if counts else "QUEUED"
+
+
+def _zero_retries() -> Any:
+    from surge.core.retries import Retries
+
+    return Retries(max_retries=0)
+
+
+_ = collections

@@ -1,0 +1,486 @@
+"""The dispatcher: in-memory hot queues in front of the store.
+
+Inputs are committed by the API before they reach a queue here; the dispatcher hands them to
+containers with free slots (one conditional QUEUED→RUNNING update per batch), turns container
+outputs into terminal states or retries (one conditional update keyed on ``(input_id, attempt)``),
+and wakes whoever waits on a call. Everything it decides comes from ``surge.core``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from surge.agent.agent import ContainerHandle, ExitInfo
+from surge.core.leases import LEASE_TTL, lease_expiry
+from surge.core.models import InputState, TerminalReason
+from surge.core.retries import Retries, decide_retry
+from surge.core.states import terminal_state_for
+from surge.sdk.options import FunctionOptions
+from surge.store.base import FunctionRow, InputEvent, InputRow, Store, Transition
+
+log = logging.getLogger("surge.dispatcher")
+
+
+@dataclass(eq=False)
+class Work:
+    """An input the dispatcher holds: queued, delayed (retry backoff) or running."""
+
+    id: str
+    call_id: str
+    idx: int
+    attempt: int
+    args: bytes
+    timeout: float | None
+    user_failures: int = 0
+    infra_failures: int = 0
+    next_run_at: float = 0.0
+    container_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: InputRow) -> Work:
+        return cls(row.id, row.call_id, row.idx, row.attempt, row.args, row.timeout, row.user_failures,
+                   row.infra_failures, row.next_run_at)
+
+
+@dataclass(eq=False)
+class Pool:
+    """Containers and queued inputs of one function (and one parameter set, for classes)."""
+
+    key: str
+    function: FunctionRow
+    options: FunctionOptions
+    workspace: str
+    app_id: str
+    params: bytes
+    queue: collections.deque[Work] = field(default_factory=collections.deque)
+    delayed: list[tuple[float, int, Work]] = field(default_factory=list)
+    containers: dict[str, ContainerHandle] = field(default_factory=dict)
+    init_failures: int = 0
+    start_blocked_until: float = 0.0
+    retired: bool = False          # an old version or a stopped app: drain, start nothing new
+    last_activity: float = field(default_factory=time.time)
+    no_capacity: str | None = None
+
+    @property
+    def retries(self) -> Retries:
+        return self.options.retries
+
+    @property
+    def method(self) -> str | None:
+        m = self.function.spec.get("method")
+        return str(m) if m else None
+
+
+class Waiters:
+    """Wake-ups for long polls. Take ``event(key)`` *before* reading the store, then wait on it:
+    a notification between the read and the wait is not lost."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def notify(self, key: str) -> None:
+        ev = self._events.pop(key, None)
+        if ev is not None:
+            ev.set()
+
+    def event(self, key: str) -> asyncio.Event:
+        ev = self._events.get(key)
+        if ev is None:
+            ev = self._events[key] = asyncio.Event()
+        return ev
+
+    @staticmethod
+    async def wait(ev: asyncio.Event, timeout: float) -> bool:
+        if timeout <= 0:
+            return ev.is_set()
+        try:
+            await asyncio.wait_for(ev.wait(), timeout=timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
+class Dispatcher:
+    def __init__(self, store: Store, agent: Any, *, max_infra_retries: int = 8) -> None:
+        self.store = store
+        self.agent = agent
+        self.pools: dict[str, Pool] = {}
+        self.running: dict[str, Work] = {}
+        self.calls = Waiters()
+        self.inputs = Waiters()
+        self.max_infra_retries = max_infra_retries
+        self._assign_scheduled: set[str] = set()
+        self._seq = 0
+        self.on_demand: Any = None     # set by the scaler: called with a pool that needs containers
+        self.stats: collections.Counter[str] = collections.Counter()
+
+    # -- pools -----------------------------------------------------------------------------------
+    def pool_for(self, key: str, function: FunctionRow, workspace: str, app_id: str, params: bytes | None) -> Pool:
+        pool = self.pools.get(key)
+        if pool is None:
+            options = FunctionOptions.from_json(function.spec["options"])
+            pool = Pool(key, function, options, workspace, app_id, params or b"")
+            self.pools[key] = pool
+        return pool
+
+    def enqueue(self, pool: Pool, works: Iterable[Work], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        for w in works:
+            if w.next_run_at > now:
+                self._seq += 1
+                heapq.heappush(pool.delayed, (w.next_run_at, self._seq, w))
+            else:
+                pool.queue.append(w)
+        pool.last_activity = now
+        self.kick(pool)
+
+    def kick(self, pool: Pool) -> None:
+        """Assign queued inputs soon (coalesced), and let the scaler know about demand."""
+        if pool.key not in self._assign_scheduled:
+            self._assign_scheduled.add(pool.key)
+            asyncio.get_running_loop().call_soon(self._start_assign, pool)
+        if self.on_demand is not None and (pool.queue or pool.delayed):
+            self.on_demand(pool)
+
+    def _start_assign(self, pool: Pool) -> None:
+        asyncio.ensure_future(self._assign(pool))
+
+    def promote_delayed(self, now: float) -> None:
+        for pool in self.pools.values():
+            moved = False
+            while pool.delayed and pool.delayed[0][0] <= now:
+                pool.queue.append(heapq.heappop(pool.delayed)[2])
+                moved = True
+            if moved:
+                self.kick(pool)
+
+    async def _assign(self, pool: Pool) -> None:
+        self._assign_scheduled.discard(pool.key)
+        try:
+            while pool.queue:
+                target = max((c for c in pool.containers.values() if c.free_slots > 0),
+                             key=lambda c: c.free_slots, default=None)
+                if target is None:
+                    return
+                n = min(target.free_slots, len(pool.queue))
+                batch = [pool.queue.popleft() for _ in range(n)]
+                target.reserved += n
+                try:
+                    await self._send(pool, target, batch)
+                finally:
+                    target.reserved -= n
+        except Exception:
+            log.exception("assigning inputs of %s failed", pool.key)
+            self.stats["assign_errors"] += 1
+
+    async def _send(self, pool: Pool, target: ContainerHandle, batch: list[Work]) -> None:
+        now = time.time()
+        lease = lease_expiry(now, LEASE_TTL)
+        transitions = [Transition(w.id, (InputState.QUEUED,), InputState.RUNNING,
+                                  set={"attempt": w.attempt + 1, "container_id": target.id,
+                                       "started_at": now, "lease_expires_at": lease})
+                       for w in batch]
+        applied = await self.store.transition(transitions, now)
+        claimed = [w for w, ok in zip(batch, applied, strict=True) if ok]
+        for w in claimed:
+            w.attempt += 1
+            w.container_id = target.id
+            self.running[w.id] = w
+        if not claimed:
+            return
+        method = pool.method
+        items = [({"input_id": w.id, "attempt": w.attempt, "call_id": w.call_id, "timeout": w.timeout,
+                   "method": method}, w.args) for w in claimed]
+        if not self.agent.send_inputs(target, items):
+            # the container went away between choosing it and claiming: put the inputs back
+            await self._requeue_lost(pool, claimed, "container stopped before the inputs reached it")
+
+    # -- results from containers -----------------------------------------------------------------
+    async def on_outputs(self, h: ContainerHandle, items: list[tuple[dict[str, Any], bytes]]) -> None:
+        now = time.time()
+        pool = self.pools.get(h.spec.pool_key)
+        events: list[InputEvent] = []
+        transitions: list[Transition] = []
+        retry_works: list[Work] = []
+        for meta, data in items:
+            iid, attempt = meta["input_id"], meta["attempt"]
+            if meta["kind"] == "item":
+                events.append(InputEvent(iid, int(meta["seq"]), "item", data, now))
+                continue
+            w = self.running.get(iid)
+            status = meta.get("status")
+            if status == "ok":
+                transitions.append(Transition(iid, (InputState.RUNNING,), InputState.SUCCEEDED, attempt,
+                                              {"result": data, "lease_expires_at": None}))
+            elif status == "too_large":
+                transitions.append(self._terminal(iid, attempt, TerminalReason.RESULT_TOO_LARGE,
+                                                  meta.get("error", "result too large")))
+            else:
+                t, retry = self._failure(pool, w, iid, attempt, TerminalReason.USER_EXCEPTION,
+                                         meta.get("error", ""), now, result=data,
+                                         traceback=meta.get("traceback", ""))
+                transitions.append(t)
+                if retry is not None:
+                    retry_works.append(retry)
+        if events:
+            await self.store.append_events(events)
+            for iid in {e.input_id for e in events}:
+                self.inputs.notify(iid)
+        if transitions:
+            applied = await self.store.transition(transitions, now)
+            self._after(transitions, applied, retry_works, pool)
+        if pool is not None:
+            pool.last_activity = now
+            self.kick(pool)
+
+    def _terminal(self, iid: str, attempt: int | None, reason: TerminalReason, message: str, *,
+                  result: bytes | None = None, exit_code: int | None = None, signal: int | None = None,
+                  traceback: str = "", from_states: tuple[InputState, ...] = (InputState.RUNNING,)) -> Transition:
+        fields: dict[str, Any] = {"terminal_reason": reason.value, "error_message": _with_tb(message, traceback),
+                                  "lease_expires_at": None, "exit_code": exit_code, "signal": signal}
+        if result is not None:
+            fields["result"] = result
+        return Transition(iid, from_states, terminal_state_for(reason), attempt, fields)
+
+    def _failure(self, pool: Pool | None, w: Work | None, iid: str, attempt: int, reason: TerminalReason,
+                 message: str, now: float, *, result: bytes | None = None, exit_code: int | None = None,
+                 signal: int | None = None, traceback: str = "") -> tuple[Transition, Work | None]:
+        """A failed attempt: either back to QUEUED (retry, with backoff) or a terminal state."""
+        policy = pool.retries if pool is not None else Retries(max_retries=0)
+        uf = w.user_failures if w else 0
+        inf = w.infra_failures if w else 0
+        d = decide_retry(policy, reason, user_failures=uf, infra_failures=inf,
+                         max_infra_retries=self.max_infra_retries)
+        if d.retry and w is not None:
+            w.user_failures += 1 if d.counts_against_user else 0
+            w.infra_failures += 0 if d.counts_against_user else 1
+            w.next_run_at = now + d.delay
+            w.container_id = None
+            t = Transition(iid, (InputState.RUNNING,), InputState.QUEUED, attempt,
+                           {"user_failures": w.user_failures, "infra_failures": w.infra_failures,
+                            "next_run_at": w.next_run_at, "container_id": None, "lease_expires_at": None,
+                            "terminal_reason": reason.value, "error_message": _with_tb(message, traceback)})
+            return t, w
+        return self._terminal(iid, attempt, reason, message, result=result, exit_code=exit_code,
+                              signal=signal, traceback=traceback), None
+
+    def _after(self, transitions: list[Transition], applied: list[bool], retry_works: list[Work],
+               pool: Pool | None) -> None:
+        retry_ids = {w.id for w in retry_works}
+        touched_calls: set[str] = set()
+        requeue: list[Work] = []
+        for t, ok in zip(transitions, applied, strict=True):
+            w = self.running.get(t.input_id)
+            if ok:
+                self.stats[f"to_{t.to_state.value}"] += 1
+                if w is not None:
+                    touched_calls.add(w.call_id)
+                if t.input_id in retry_ids and w is not None:
+                    requeue.append(w)
+                else:
+                    self.inputs.notify(t.input_id)
+            else:
+                self.stats["stale_refused"] += 1
+            if w is not None and (ok or t.expect_attempt == w.attempt):
+                self.running.pop(t.input_id, None)
+        for cid in touched_calls:
+            self.calls.notify(cid)
+        if requeue and pool is not None:
+            self.enqueue(pool, requeue)
+
+    async def on_heartbeat(self, h: ContainerHandle, running: list[tuple[str, int]]) -> None:
+        if running:
+            await self.store.renew_leases(running, lease_expiry(time.time(), LEASE_TTL))
+
+    async def on_exit(self, h: ContainerHandle, info: ExitInfo) -> None:
+        """A container ended: settle its in-flight inputs, and on a failed start, the pool's queue."""
+        now = time.time()
+        pool = self.pools.get(h.spec.pool_key)
+        if pool is not None:
+            pool.containers.pop(h.id, None)
+        transitions: list[Transition] = []
+        retries: list[Work] = []
+        reason, message = classify_exit(info, h)
+        for iid, fl in info.inflight.items():
+            w = self.running.get(iid)
+            r, m = reason, message
+            if info.kill_reason == "TIMEOUT":
+                if iid in info.timed_out:
+                    r = TerminalReason.TIMEOUT
+                    m = f"input ran longer than its timeout of {pool.options.timeout if pool else '?'} s"
+                else:
+                    r, m = TerminalReason.WORKER_LOST, "container stopped because another input timed out"
+            elif info.kill_reason == "CANCELLED":
+                continue   # already CANCELLED by cancel_call
+            t, retry = self._failure(pool, w, iid, fl.attempt, r, m, now, exit_code=info.exit_code,
+                                     signal=info.signal)
+            transitions.append(t)
+            if retry is not None:
+                retries.append(retry)
+        if transitions:
+            applied = await self.store.transition(transitions, now)
+            self._after(transitions, applied, retries, pool)
+        if pool is None:
+            return
+        if info.init_error is not None or info.kill_reason == "STARTUP_TIMEOUT" or (
+                h.ready_at is None and info.kill_reason is None):
+            await self._init_failed(pool, info, h)
+        else:
+            pool.init_failures = 0
+        self.kick(pool)
+
+    async def _init_failed(self, pool: Pool, info: ExitInfo, h: ContainerHandle) -> None:
+        """A container never became ready. Each queued input takes it as a (user) failure: a broken
+        import or ``@enter`` hook fails callers fast instead of restarting forever."""
+        now = time.time()
+        pool.init_failures += 1
+        pool.start_blocked_until = now + min(0.25 * 2 ** (pool.init_failures - 1), 30.0)
+        if info.init_error is not None:
+            summary, tb, data = info.init_error
+            message = f"container failed to start: {summary}"
+        else:
+            summary, tb, data = "", "", b""
+            if info.kill_reason == "STARTUP_TIMEOUT":
+                message = (f"container did not become ready within startup_timeout="
+                           f"{pool.options.startup_timeout:g} s (imports and @enter hooks)")
+            else:
+                message = describe_exit(info) + (f"\n{info.stderr_tail}" if info.stderr_tail else "")
+        works = list(pool.queue)
+        pool.queue.clear()
+        transitions: list[Transition] = []
+        keep: list[Work] = []
+        for w in works:
+            d = decide_retry(pool.retries, TerminalReason.INIT_FAILURE, user_failures=w.user_failures,
+                             infra_failures=w.infra_failures)
+            if d.retry:
+                w.user_failures += 1
+                w.next_run_at = now + d.delay
+                keep.append(w)
+                transitions.append(Transition(w.id, (InputState.QUEUED,), InputState.QUEUED, None,
+                                              {"user_failures": w.user_failures, "next_run_at": w.next_run_at}))
+            else:
+                transitions.append(self._terminal(w.id, None, TerminalReason.INIT_FAILURE, message,
+                                                  result=data or None, traceback=tb,
+                                                  from_states=(InputState.QUEUED,)))
+        if transitions:
+            applied = await self.store.transition(transitions, now)
+            for t, ok in zip(transitions, applied, strict=True):
+                if ok and t.to_state != InputState.QUEUED:
+                    self.inputs.notify(t.input_id)
+            for w in works:
+                self.calls.notify(w.call_id)
+        if keep:
+            self.enqueue(pool, keep, now)
+
+    async def _requeue_lost(self, pool: Pool, works: list[Work], message: str) -> None:
+        now = time.time()
+        transitions, retries = [], []
+        for w in works:
+            t, retry = self._failure(pool, w, w.id, w.attempt, TerminalReason.WORKER_LOST, message, now)
+            transitions.append(t)
+            if retry is not None:
+                retries.append(retry)
+        applied = await self.store.transition(transitions, now)
+        self._after(transitions, applied, retries, pool)
+
+    async def fail_queued(self, pool: Pool, reason: TerminalReason, message: str) -> None:
+        """End every queued input of a pool (e.g. NO_CAPACITY: it can never be placed)."""
+        works = list(pool.queue) + [w for _, _, w in pool.delayed]
+        pool.queue.clear()
+        pool.delayed.clear()
+        if not works:
+            return
+        now = time.time()
+        transitions = [self._terminal(w.id, None, reason, message, from_states=(InputState.QUEUED,))
+                       for w in works]
+        await self.store.transition(transitions, now)
+        for w in works:
+            self.inputs.notify(w.id)
+            self.calls.notify(w.call_id)
+
+    # -- cancellation and lost leases ----------------------------------------------------------
+    async def cancel_inputs(self, rows: list[InputRow], message: str = "cancelled by the caller") -> int:
+        """Cancel queued and running inputs; containers running them are killed (within the grace)."""
+        now = time.time()
+        ids = {r.id for r in rows}
+        for pool in self.pools.values():
+            if pool.queue and any(w.id in ids for w in pool.queue):
+                pool.queue = collections.deque(w for w in pool.queue if w.id not in ids)
+            if pool.delayed and any(w.id in ids for _, _, w in pool.delayed):
+                pool.delayed = [e for e in pool.delayed if e[2].id not in ids]
+                heapq.heapify(pool.delayed)
+        transitions = [self._terminal(r.id, None, TerminalReason.CANCELLED, message,
+                                      from_states=(InputState.QUEUED, InputState.RUNNING)) for r in rows]
+        applied = await self.store.transition(transitions, now) if transitions else []
+        victims: dict[str, ContainerHandle] = {}
+        for r, ok in zip(rows, applied, strict=True):
+            if not ok:
+                continue
+            self.inputs.notify(r.id)
+            self.calls.notify(r.call_id)
+            w = self.running.pop(r.id, None)
+            cid = (w.container_id if w else None) or r.container_id
+            if r.state == InputState.RUNNING and cid and cid in self.agent.containers:
+                victims[cid] = self.agent.containers[cid]
+        for h in victims.values():
+            self.agent.kill(h, "CANCELLED", grace=1.0)
+        return sum(applied)
+
+    async def reap_expired(self, now: float) -> int:
+        """RUNNING inputs whose lease ran out: the worker is lost (hung, stopped, or its node died)."""
+        rows = await self.store.expired_leases(now)
+        n = 0
+        for r in rows:
+            h = self.agent.containers.get(r.container_id or "")
+            if h is not None and r.id in h.inflight:
+                self.agent.kill(h, "LOST")      # on_exit will retry it as WORKER_LOST
+                continue
+            pool = self.pools.get(h.spec.pool_key) if h else None
+            w = self.running.get(r.id) or Work.from_row(r)
+            if pool is None:
+                pool = next((p for p in self.pools.values() if p.key == r.pool_key), None)
+            t, retry = self._failure(pool, w, r.id, r.attempt, TerminalReason.WORKER_LOST,
+                                     "the worker stopped renewing its lease", now)
+            self.running[r.id] = w
+            applied = await self.store.transition([t], now)
+            self._after([t], applied, [retry] if retry else [], pool)
+            n += 1
+        return n
+
+
+def describe_exit(info: ExitInfo) -> str:
+    if info.oom_killed:
+        return "container was killed for exceeding its memory limit (OOM)"
+    if info.signal is not None:
+        return f"container was killed by signal {info.signal}"
+    return f"container exited with code {info.exit_code}"
+
+
+def classify_exit(info: ExitInfo, h: ContainerHandle) -> tuple[TerminalReason, str]:
+    """Why the inputs a container was running ended, from how it ended."""
+    if info.kill_reason in ("STOP", "LOST", "STARTUP_TIMEOUT"):
+        return TerminalReason.WORKER_LOST, f"container stopped ({info.kill_reason.lower()})"
+    if info.oom_killed:
+        limit = h.spec.memory_limit_mib
+        return TerminalReason.OOM_KILLED, f"container exceeded its memory limit of {limit} MiB and was OOM-killed"
+    if info.signal is not None:
+        return TerminalReason.SIGNALED, f"container was killed by signal {info.signal}" + _tail(info)
+    return TerminalReason.EXITED, f"container exited with code {info.exit_code} while running the input" + _tail(info)
+
+
+def _tail(info: ExitInfo) -> str:
+    return f"\nlast stderr lines:\n{info.stderr_tail}" if info.stderr_tail else ""
+
+
+TRACEBACK_MARK = "\n--- remote traceback ---\n"
+
+
+def _with_tb(message: str, tb: str) -> str:
+    return f"{message}{TRACEBACK_MARK}{tb}" if tb else message

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from surge.errors import TooLargeError
+from surge.server.routes.deps import Plane, Workspace
+
+router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
+
+MAX_BLOB = 64 << 20
+
+
+@router.get("/{sha}/exists")
+async def blob_exists(sha: str, cp: Plane, ws: Workspace) -> dict[str, bool]:
+    return {"exists": cp.blobs.exists(sha)}
+
+
+@router.put("/{sha}", status_code=201)
+async def put_blob(sha: str, request: Request, cp: Plane, ws: Workspace) -> dict[str, str]:
+    """Upload content-addressed bytes (an app's source archive). The sha256 is checked."""
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > MAX_BLOB:
+        raise TooLargeError(f"blob is {declared:,} bytes; the limit is {MAX_BLOB:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BLOB:
+            raise TooLargeError(f"blob is over the limit of {MAX_BLOB:,} bytes")
+        chunks.append(chunk)
+    cp.blobs.put(sha, b"".join(chunks))
+    return {"sha256": sha}

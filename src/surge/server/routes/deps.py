@@ -1,0 +1,19 @@
+"""Shared route dependencies: the control plane and the caller's workspace."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from surge.server.auth import require_token
+from surge.server.controlplane import ControlPlane
+
+
+def plane(request: Request) -> ControlPlane:
+    cp: ControlPlane = request.app.state.plane
+    return cp
+
+
+Plane = Annotated[ControlPlane, Depends(plane)]
+Workspace = Annotated[str, Depends(require_token)]

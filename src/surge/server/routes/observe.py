@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from surge.server.routes.deps import Plane, Workspace
+
+router = APIRouter(prefix="/v1", tags=["observability"])
+
+
+@router.get("/containers")
+async def containers(cp: Plane, ws: Workspace, all: bool = False,
+                     limit: int = Query(200, ge=1, le=5000)) -> dict[str, Any]:
+    live = {h.id: h for h in cp.agent.containers.values()}
+    rows = await cp.store.list_containers(ws, active_only=not all, limit=limit)
+    seen = {r.id for r in rows}
+    rows += [cp.container_row(h) for h in live.values() if h.id not in seen and h.spec.workspace == ws]
+    out = []
+    for r in rows:
+        h = live.get(r.id)
+        if h is not None:
+            tag = h.spec.function_tag
+        else:
+            fn = await cp.store.get_function(r.function_id)
+            tag = str((fn.spec.get("cls") or fn.spec.get("tag")) if fn else r.function_id)
+        out.append({"container_id": r.id, "app": await cp.app_name(r.app_id), "function": tag,
+                    "state": h.state.value if h else r.state, "pid": r.pid, "node": r.node_id,
+                    "gpu": r.gpu_type, "gpu_indices": r.gpu_indices, "cpu": r.cpu, "memory_mib": r.memory,
+                    "created_at": r.created_at, "ready_at": r.ready_at, "stopped_at": r.stopped_at,
+                    "stop_reason": r.stop_reason, "exit_code": r.exit_code, "signal": r.signal,
+                    "inputs_done": h.inputs_done if h else r.inputs_done,
+                    "inflight": len(h.inflight) if h else 0, "phases": h.phases if h else r.phases})
+    return {"containers": out}
+
+
+@router.get("/logs")
+async def logs(cp: Plane, ws: Workspace, app_id: str | None = None, app: str | None = None,
+               function: str | None = None, since: int = Query(0, ge=0),
+               wait: float = Query(0.0, ge=0, le=300)) -> dict[str, Any]:
+    """Container output lines after cursor ``since`` (long-polls up to ``wait`` seconds)."""
+    if app and not app_id:
+        found = await cp.store.find_app(ws, app)
+        app_id = found.id if found else "-"
+    return await cp.logs_page(app_id=app_id, function=function, since=since, wait=wait)

@@ -1,0 +1,104 @@
+"""Applies autoscaling decisions: for each pool, ``core.autoscaler.decide`` says how many containers
+to start and which idle ones to stop; ``core.placement.place`` says where (which GPU indices)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from surge.agent.agent import ContainerHandle, LaunchSpec
+from surge.core.autoscaler import AutoscalerConfig, ContainerView, PoolView, decide
+from surge.core.models import TerminalReason
+from surge.core.placement import never_fits, place
+from surge.ids import new_id
+from surge.server.dispatcher import Dispatcher, Pool
+
+log = logging.getLogger("surge.scaler")
+
+
+class Scaler:
+    def __init__(self, dispatcher: Dispatcher, agent: Any,
+                 launch_spec: Callable[[Pool, str, Any], Awaitable[LaunchSpec]]) -> None:
+        self.dispatcher = dispatcher
+        self.agent = agent
+        self._launch_spec = launch_spec
+        self._pending: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        dispatcher.on_demand = self.on_demand
+
+    def on_demand(self, pool: Pool) -> None:
+        """Scale-from-zero must not wait for the next tick."""
+        if pool.key in self._pending:
+            return
+        self._pending.add(pool.key)
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._evaluate_pending(pool)))
+
+    async def _evaluate_pending(self, pool: Pool) -> None:
+        self._pending.discard(pool.key)
+        try:
+            await self.evaluate(pool, time.time())
+        except Exception:
+            log.exception("scaling %s failed", pool.key)
+
+    async def tick(self, now: float) -> None:
+        for pool in list(self.dispatcher.pools.values()):
+            try:
+                await self.evaluate(pool, now)
+            except Exception:
+                log.exception("scaling %s failed", pool.key)
+            if pool.retired and not pool.containers and not pool.queue and not pool.delayed:
+                self.dispatcher.pools.pop(pool.key, None)
+                self._locks.pop(pool.key, None)
+
+    def config(self, pool: Pool) -> AutoscalerConfig:
+        o = pool.options
+        if pool.retired:
+            return AutoscalerConfig(min_containers=0, max_containers=o.max_containers, scaledown_window=0.0,
+                                    target_inputs=o.target_inputs or o.max_inputs, max_inputs=o.max_inputs)
+        return AutoscalerConfig(min_containers=o.min_containers, max_containers=o.max_containers,
+                                buffer_containers=o.buffer_containers, scaledown_window=o.scaledown_window,
+                                target_inputs=o.target_inputs or o.max_inputs, max_inputs=o.max_inputs)
+
+    async def evaluate(self, pool: Pool, now: float) -> None:
+        lock = self._locks.setdefault(pool.key, asyncio.Lock())
+        async with lock:      # a tick and an on-demand wake-up must not both start containers
+            await self._evaluate(pool, now)
+
+    async def _evaluate(self, pool: Pool, now: float) -> None:
+        views = tuple(ContainerView(id=h.id, state=h.state, inflight=len(h.inflight) + h.reserved,
+                                    idle_since=h.idle_since, started_at=h.created_at)
+                      for h in pool.containers.values())
+        queued = len(pool.queue) + sum(1 for t, _, _ in pool.delayed if t <= now + 1.0)
+        decision = decide(self.config(pool), PoolView(queued=queued, containers=views), now)
+        for cid in decision.stop:
+            h = pool.containers.get(cid)
+            if h is not None:
+                self.agent.shutdown(h)
+        if decision.start <= 0 or now < pool.start_blocked_until:
+            return
+        if pool.retired and not pool.queue:
+            return
+        for _ in range(decision.start):
+            started = await self._start_one(pool)
+            if started is None:
+                break
+
+    async def _start_one(self, pool: Pool) -> ContainerHandle | None:
+        request = pool.options.resources()
+        inventory, usage = self.agent.node_view()
+        placement = place(request, [(inventory, usage)])
+        if placement is None:
+            reason = never_fits(request, [inventory])
+            if reason is not None:
+                pool.no_capacity = reason
+                await self.dispatcher.fail_queued(pool, TerminalReason.NO_CAPACITY, reason)
+            return None   # fits later, when something else stops: the inputs wait in the queue
+        pool.no_capacity = None
+        spec = await self._launch_spec(pool, new_id("ct"), placement)
+        h: ContainerHandle = await self.agent.launch(spec)
+        if h.live:
+            pool.containers[h.id] = h
+        return h
