@@ -1,0 +1,168 @@
+"""``SqliteStore``: the default store, one SQLite file in WAL mode.
+
+All SQL runs on one dedicated thread holding the only connection, so the event loop never blocks
+on the database and writes need no locking beyond SQLite's own (``BEGIN IMMEDIATE``).
+
+```python
+store = SqliteStore("/tmp/surge.db")      # or ":memory:"
+await store.open()                        # connects and applies pending migrations
+await store.kv_set("greeting", "hello")
+await store.close()
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from surge.store._sql import Exec, Guarded, Insert, MigrationLock, Op, Params, Rows, Script, Tx, drive
+from surge.store.sql import SqlStore
+
+T = TypeVar("T")
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SqliteStore(SqlStore):
+    migrations_dir = "migrations"
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in SYNCHRONOUS:
+            raise ValueError(f"synchronous={synchronous!r}: expected one of {', '.join(SYNCHRONOUS)}")
+        self.path = os.fspath(path)
+        self.synchronous = synchronous.upper()
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path!r})"
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            raise RuntimeError(f"{self!r} is already open")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="surge-sqlite")
+        try:
+            await self._call(self._connect)
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        finally:
+            executor.shutdown(wait=True)
+
+    # -- the SQL thread ------------------------------------------------------------------------
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError(f"{self!r} is not open (await store.open() first)")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _run(self, tx: Tx[T], *, write: bool) -> T:
+        return await self._call(self._run_on_thread, tx, write)
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               cached_statements=512)
+        conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode = WAL", f"synchronous = {self.synchronous}", "busy_timeout = 5000",
+                       "foreign_keys = ON", "cache_size = -32768", "temp_store = MEMORY"):
+            conn.execute(f"PRAGMA {pragma}")
+        self._conn = conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _run_on_thread(self, tx: Tx[T], write: bool) -> T:
+        conn = self._conn
+        assert conn is not None
+        cursor = conn.cursor()
+        if not write:
+            return drive(tx, functools.partial(_apply, cursor))
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            result = drive(tx, functools.partial(_apply, cursor))
+            cursor.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        return result
+
+
+def _apply(cursor: sqlite3.Cursor, op: Op) -> Any:
+    """Run one operation of a transaction generator."""
+    match op:
+        case Rows(sql, params):
+            return cursor.execute(_translate(sql), _bind(params)).fetchall()
+        case Exec(sql, params):
+            return cursor.execute(_translate(sql), _bind(params)).rowcount
+        case Insert(table, columns, rows, tail):
+            cursor.executemany(_insert_sql(table, columns, tail), rows)
+            return cursor.rowcount
+        case Guarded(columns, rows):
+            return [cursor.execute(_guarded_sql(columns, len(states), attempt is not None),
+                                   (*values, input_id, *states,
+                                    *(() if attempt is None else (attempt,)))).rowcount > 0
+                    for input_id, states, attempt, *values in rows]
+        case Script(sql):
+            for statement in _statements(sql):
+                cursor.execute(statement)
+            return None
+        case MigrationLock():
+            return None   # BEGIN IMMEDIATE already holds the database's write lock
+    raise TypeError(f"unknown operation {op!r}")
+
+
+@functools.lru_cache(maxsize=256)
+def _translate(sql: str) -> str:
+    """``col = ANY(?)`` (a list parameter) → ``col IN (SELECT value FROM json_each(?))``."""
+    return re.sub(r"=\s*ANY\(\?\)", "IN (SELECT value FROM json_each(?))", sql)
+
+
+def _bind(params: Params) -> Params:
+    """List parameters travel as JSON arrays (see ``_translate``)."""
+    if any(isinstance(p, list) for p in params):
+        return [json.dumps(p) if isinstance(p, list) else p for p in params]
+    return params
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], tail: str) -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {tail}"
+
+
+@functools.lru_cache(maxsize=256)
+def _guarded_sql(columns: tuple[str, ...], n_states: int, check_attempt: bool) -> str:
+    sets = ", ".join(f"{c} = ?" for c in columns)
+    states = ", ".join("?" * n_states)
+    attempt = " AND attempt = ?" if check_attempt else ""
+    return f"UPDATE inputs SET {sets} WHERE id = ? AND state IN ({states}){attempt}"
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements (``executescript`` would commit our transaction)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    rest = "\n".join(ln for ln in buffer.splitlines() if not ln.strip().startswith("--")).strip()
+    if rest:
+        raise ValueError(f"migration ends with an unterminated statement: {rest[:80]!r}")
