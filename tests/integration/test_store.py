@@ -186,6 +186,18 @@ async def test_deploy_revives_stopped_app(store: Store) -> None:
 
 
 @store_test
+async def test_concurrent_deploys_number_versions_in_turn(store: Store) -> None:
+    results = await asyncio.gather(*(
+        store.create_version("default", "race", deployed=True, source_hash=f"h{n}", module="m", spec={},
+                             functions=[("f", {})], now=float(n)) for n in range(10)))
+    assert len({app.id for app, _, _ in results}) == 1
+    assert sorted(v.version for _, v, _ in results) == list(range(1, 11))
+    app = await store.find_app("default", "race")
+    assert app is not None and app.current_version == 10
+    assert [v.version for v in await store.list_versions(app.id)] == list(range(1, 11))
+
+
+@store_test
 async def test_find_list_and_set_app_state(store: Store) -> None:
     a, _, _ = await store.create_version("default", "a", deployed=True, source_hash="h", module="m",
                                          spec={}, functions=[], now=1.0)

@@ -23,7 +23,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from surge.store._sql import Exec, Guarded, Insert, MigrationLock, Op, Rows, Script, Tx, adrive
-from surge.store.sql import SqlStore
+from surge.store.sqlstore import SqlStore
 
 T = TypeVar("T")
 

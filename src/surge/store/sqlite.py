@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from surge.store._sql import Exec, Guarded, Insert, MigrationLock, Op, Params, Rows, Script, Tx, drive
-from surge.store.sql import SqlStore
+from surge.store.sqlstore import SqlStore
 
 T = TypeVar("T")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")

@@ -146,7 +146,7 @@ CREATE TABLE kv (
     value TEXT NOT NULL
 );
 
--- Monotonic counters handed out under the writer's lock (see SqlStore._reserve).
+-- Monotonic counters handed out under the writer's lock (see surge.store.sqlstore._reserve).
 CREATE TABLE counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL

@@ -146,7 +146,7 @@ CREATE TABLE kv (
     value TEXT NOT NULL
 );
 
--- Monotonic counters handed out under the writer's lock (see SqlStore._reserve). Not a SEQUENCE:
+-- Monotonic counters handed out under the writer's lock (see surge.store.sqlstore._reserve). Not a SEQUENCE:
 -- nextval() order is not commit order, so a reader paging by done_seq could skip a late commit;
 -- the counter's row lock is held to commit, which makes the two orders agree.
 CREATE TABLE counters (
