@@ -148,8 +148,7 @@ SELECT * FROM events WHERE input_id = ? AND seq > ? ORDER BY seq LIMIT ?;
 SELECT * FROM containers WHERE id = ?;
 
 -- name: list_containers
-SELECT * FROM containers WHERE (? OR workspace = ?) AND (? OR state = ANY(?))
-ORDER BY created_at DESC, id DESC LIMIT ?;
+SELECT * FROM containers WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?;
 
 -- name: usage_events
 SELECT * FROM usage WHERE {where} ORDER BY container_id, at, id;

@@ -206,9 +206,9 @@ class SqlStore(Store):
 
     async def list_containers(self, workspace: str | None = None, *, active_only: bool = True,
                               limit: int = 500) -> list[ContainerRow]:
-        rows = await self._read(Q["list_containers"], workspace is None, workspace,
-                                not active_only, _ACTIVE_CONTAINER_STATES, limit)
-        return C.CONTAINER.rows(rows)
+        where, params = _where(("workspace = ?", workspace),
+                               ("state = ANY(?)", _ACTIVE_CONTAINER_STATES if active_only else None))
+        return C.CONTAINER.rows(await self._read(Q["list_containers"].format(where=where), *params, limit))
 
     async def record_usage(self, events: Sequence[UsageEvent]) -> None:
         if events:
@@ -394,4 +394,4 @@ def _strs(values: Iterable[Any]) -> list[str]:
 def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     """AND the conditions whose value is not None (keeps each filter able to use its index)."""
     kept = [(sql, value) for sql, value in conditions if value is not None]
-    return " AND ".join(sql for sql, _ in kept), [value for _, value in kept]
+    return " AND ".join(sql for sql, _ in kept) or "TRUE", [value for _, value in kept]
