@@ -294,6 +294,13 @@ async def test_add_inputs_appends_and_ignores_known_idx(store: Store) -> None:
     stored = await store.get_call(call.id)
     assert stored is not None and stored.input_count == 5
     assert await store.add_inputs(call.id, [], 27.0) == []
+    # Large batches (several INSERT statements on SQLite, one unnest on PostgreSQL) with overlap.
+    big = await store.add_inputs(call.id, args(300, start=5), 28.0)
+    again = await store.add_inputs(call.id, args(200, start=205), 29.0)
+    assert again[:100] == big[200:] and [i.idx for i in again[100:]] == list(range(305, 405))
+    assert [i.idx for i in await store.list_inputs(call.id)] == list(range(405))
+    stored = await store.get_call(call.id)
+    assert stored is not None and stored.input_count == 405
     with pytest.raises(NotFoundError):
         await store.add_inputs("ca-missing", args(1), 27.0)
 

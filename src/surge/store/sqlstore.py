@@ -319,19 +319,19 @@ def _transition(transitions: Sequence[Transition], now: float) -> Tx[list[bool]]
     ends = [t.to_state.terminal for t in transitions]
     terminal = sum(ends)
     seq = (yield from _reserve("done_seq", terminal)) if terminal else 0
-    layouts: dict[tuple[str, ...], tuple[str, ...]] = {}   # column order as given -> sorted
     states: dict[tuple[InputState, ...], list[str]] = {}
     items = []
     for t, end in zip(transitions, ends, strict=True):
-        values = {"state": t.to_state.value, **t.set}
+        # Columns in the order given (state, *set, then done_seq/finished_at for a terminal state).
+        columns: tuple[str, ...] = ("state", *t.set)
+        values: tuple[Any, ...] = (t.to_state.value, *t.set.values())
         if end:
-            values["done_seq"] = seq
-            values.setdefault("finished_at", now)
+            columns, values = (*columns, "done_seq"), (*values, seq)
             seq += 1
-        given = tuple(values)
-        columns = layouts.get(given) or layouts.setdefault(given, tuple(sorted(given)))
+            if "finished_at" not in t.set:
+                columns, values = (*columns, "finished_at"), (*values, now)
         from_states = states.get(t.from_states) or states.setdefault(t.from_states, _strs(t.from_states))
-        items.append((columns, (t.input_id, from_states, t.expect_attempt, *[values[c] for c in columns])))
+        items.append((columns, (t.input_id, from_states, t.expect_attempt, *values)))
     return (yield from _guarded(items))
 
 
@@ -342,9 +342,10 @@ def _guarded(items: Sequence[tuple[tuple[str, ...], tuple[Any, ...]]]) -> Tx[lis
     concurrent batches tend to lock rows in the same order."""
     rounds: list[dict[tuple[str, ...], list[int]]] = []
     seen: dict[str, int] = {}
-    for i in sorted(range(len(items)), key=lambda i: items[i][1][0]):
-        columns, row = items[i]
-        depth = seen[row[0]] = seen.get(row[0], -1) + 1
+    ids = [row[0] for _, row in items]
+    for i in sorted(range(len(items)), key=ids.__getitem__):
+        columns = items[i][0]
+        depth = seen[ids[i]] = seen.get(ids[i], -1) + 1
         if depth == len(rounds):
             rounds.append({})
         rounds[depth].setdefault(columns, []).append(i)
