@@ -7,5 +7,5 @@ import time
 
 
 def new_id(prefix: str) -> str:
-    """``new_id("in")`` → ``"in-18f3a2b4c01-9f2c4e1a7b"``."""
-    return f"{prefix}-{int(time.time() * 1000):x}-{secrets.token_hex(5)}"
+    """``new_id("in")`` → ``"in-18f3a2b4c01-9f2c4e1a7b3d5f60"``."""
+    return f"{prefix}-{int(time.time() * 1000):x}-{secrets.token_hex(8)}"

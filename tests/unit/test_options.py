@@ -85,7 +85,9 @@ REJECTED = [
     ({"memory": 0}, ["memory=0 is out of range: must be between 1 and 4194304 MiB"]),
     ({"memory": 4_194_305}, ["memory=4194305 is out of range"]),
     ({"memory": 1024.0}, ["memory=1024.0: must be a whole number of MiB", "got float"]),
-    ({"memory": (1024, 2048)}, ["memory=(1024, 2048)", "(request, limit) pairs are not supported"]),
+    ({"memory": (2048, 1024)}, ["memory=(2048, 1024)", "below the request"]),
+    ({"memory": (1, 2, 3)}, ["memory=(1, 2, 3)", "(request, limit) pair"]),
+    ({"memory": (512, 0)}, ["memory limit=0", "MiB"]),
     ({"timeout": 0}, ["timeout=0 is out of range: must be between 1 and 86400 seconds (24 h)"]),
     ({"timeout": 86_401}, ["timeout=86401 is out of range", "86400 seconds (24 h)"]),
     ({"timeout": 0.5}, ["timeout=0.5 is out of range"]),
@@ -318,3 +320,14 @@ def test_from_json_validates_retries() -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(surge.sdk.options).failed == 0
+
+
+@pytest.mark.parametrize(("memory", "request_mib", "limit"), [
+    (None, 128, None),          # default: a request, no enforced limit
+    (512, 512, 512),            # an explicit size is also the limit
+    ((256, 1024), 256, 1024),   # Modal's (request, limit) form
+])
+def test_memory_request_and_limit(memory: Any, request_mib: int, limit: int | None) -> None:
+    o = validate_options(memory=memory)
+    assert (o.memory, o.memory_limit) == (request_mib, limit)
+    assert FunctionOptions.from_json(o.to_json()) == o

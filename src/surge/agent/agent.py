@@ -325,7 +325,7 @@ class LocalAgent:
         if not h.live:
             return
         h.state = ContainerState.STOPPING
-        h.kill_reason = h.kill_reason or "STOP"
+        h.kill_reason = h.kill_reason or "STOP"   # (or EVICTED, set by the scaler)
         if h.writer is not None:
             with contextlib.suppress(Exception):
                 h.writer.write(wire.encode({"t": "shutdown"}))

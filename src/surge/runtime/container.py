@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from surge import wire
-from surge.core.leases import HEARTBEAT_INTERVAL
 from surge.runtime.current import set_current_input
 from surge.runtime.service import Service, Target
 from surge.sdk import serialization
@@ -178,7 +177,8 @@ class Container:
             self.inbox.put((meta, payload))
 
     def heartbeat(self) -> None:
-        while not self.shutting_down.wait(HEARTBEAT_INTERVAL):
+        interval = float(os.environ.get("SURGE_HEARTBEAT_INTERVAL", "3"))
+        while not self.shutting_down.wait(interval):
             with self._running_mu:
                 running = [[k, v] for k, v in self.running.items()]
             try:
@@ -189,7 +189,7 @@ class Container:
     # -- main loops ----------------------------------------------------------------------------
     def serve_sync(self) -> None:
         n = self.service.max_inputs
-        pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="surge-input") if n > 1 else None
+        pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="surge-input") if n > 1 else None
         slots = threading.Semaphore(n)
 
         def run_and_release(meta: dict[str, Any], payload: bytes) -> None:

@@ -44,6 +44,9 @@ class Service:
         module = spec["module"]
         importlib.import_module(module)
         app = find_app(spec.get("app"), module)
+        # calls made from inside the container go to the same app version
+        app._function_ids = dict(spec.get("app_functions") or {})
+        app._app_id = spec.get("app_id")
         phases["imports"] = time.perf_counter() - t0
         max_inputs = int(spec.get("options", {}).get("max_inputs", 1))
         if spec.get("cls"):

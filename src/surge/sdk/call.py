@@ -7,8 +7,8 @@ from typing import Any
 
 from surge import errors
 from surge.sdk import serialization
+from surge.sdk.serialization import unb64
 from surge.sdk.aio import synchronizer
-from surge.sdk.client import unb64
 from surge.sdk.context import get_client
 
 LONG_POLL = 50.0

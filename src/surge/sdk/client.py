@@ -7,7 +7,6 @@ carries an idempotency key so a retried POST never creates a second call.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,17 +15,10 @@ import httpx
 
 from surge import errors
 from surge.config import Settings
+from surge.sdk.serialization import b64
 
 _RETRYABLE = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError,
               httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-def b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode()
-
-
-def unb64(data: str | None) -> bytes | None:
-    return None if data is None else base64.b64decode(data)
 
 
 class Client:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from surge.config import Settings
-from surge.sdk.client import Client
+
+if TYPE_CHECKING:   # httpx costs ~0.25 s to import: containers that never call out don't pay it
+    from surge.sdk.client import Client
 
 _lock = threading.Lock()
 _client: Client | None = None
@@ -34,11 +36,14 @@ def get_client() -> Client:
     with _lock:
         if _client is not None:
             return _client
+        from surge.sdk.client import Client
+
         settings = Settings.from_env()
         if settings.server_url:
             _client = Client(settings.server_url, settings.read_token())
             return _client
     from surge.sdk import embedded
+    from surge.sdk.client import Client
 
     server = embedded.ensure_server(settings)
     with _lock:

@@ -13,9 +13,9 @@ from surge.core.models import CallKind
 from surge.sdk import serialization
 from surge.sdk.aio import gen_synchronizer, synchronizer
 from surge.sdk.call import LONG_POLL, FunctionCall, value_or_raise
-from surge.sdk.client import unb64
 from surge.sdk.context import get_client
 from surge.sdk.options import FunctionOptions
+from surge.sdk.serialization import unb64
 
 if TYPE_CHECKING:
     from surge.sdk.app import App

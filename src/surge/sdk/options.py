@@ -65,6 +65,7 @@ class FunctionOptions:
     batch_max_size: int | None = None
     batch_wait_ms: int | None = None
     enable_memory_snapshot: bool = False
+    memory_limit: int | None = None   # MiB; the container is OOM-killed past it (None: no limit)
 
     def resources(self) -> Resources:
         return Resources(cpu=self.cpu, memory=self.memory, gpu=self.gpu)
@@ -107,6 +108,7 @@ class FunctionOptions:
             "batch_max_size": self.batch_max_size,
             "batch_wait_ms": self.batch_wait_ms,
             "enable_memory_snapshot": self.enable_memory_snapshot,
+            "memory_limit": self.memory_limit,
         }
 
     @classmethod
@@ -132,6 +134,7 @@ class FunctionOptions:
                 batch_max_size=d.get("batch_max_size"),
                 batch_wait_ms=d.get("batch_wait_ms"),
                 enable_memory_snapshot=d.get("enable_memory_snapshot", False),
+                memory_limit=d.get("memory_limit"),
             )
         except (KeyError, TypeError) as exc:
             # Not the document itself: env may hold secret values.
@@ -142,7 +145,7 @@ def validate_options(
     *,
     gpu: str | Sequence[str] | None = None,
     cpu: float | None = None,
-    memory: int | None = None,
+    memory: int | tuple[int, int] | None = None,
     timeout: float = 300,
     startup_timeout: float | None = None,
     retries: int | Retries | None = None,
@@ -171,7 +174,7 @@ def validate_options(
     cores = DEFAULT_CPU if cpu is None else _number("cpu", cpu, "cores")
     if not 0 < cores <= MAX_CPU:
         raise InvalidError(f"cpu={cpu!r} is out of range: must be more than 0 and at most {MAX_CPU} cores")
-    memory = DEFAULT_MEMORY if memory is None else _whole("memory", memory, 1, MAX_MEMORY, "MiB")
+    memory, memory_limit = _memory(memory)
     timeout = _seconds("timeout", timeout, 1, MAX_TIMEOUT, " (24 h)")
     startup_timeout = timeout if startup_timeout is None else _seconds(
         "startup_timeout", startup_timeout, 1, MAX_TIMEOUT, " (24 h)")
@@ -195,6 +198,7 @@ def validate_options(
         gpu=parse_gpu(gpu),
         cpu=cores,
         memory=memory,
+        memory_limit=memory_limit,
         timeout=timeout,
         startup_timeout=startup_timeout,
         retries=normalize_retries(retries),
@@ -279,6 +283,24 @@ def _seconds(name: str, value: object, low: int, high: int, note: str) -> float:
     if not low <= seconds <= high:
         raise InvalidError(f"{name}={value!r} is out of range: must be between {low} and {high} seconds{note}")
     return seconds
+
+
+def _memory(value: object) -> tuple[int, int | None]:
+    """``memory=N`` requests N MiB and enforces N as the limit; ``(request, limit)`` sets both
+    (Modal's form); omitted: the default request and no limit."""
+    if value is None:
+        return DEFAULT_MEMORY, None
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise InvalidError(f"memory={value!r}: give MiB as an int, or a (request, limit) pair")
+        request = _whole("memory", value[0], 1, MAX_MEMORY, "MiB")
+        limit = _whole("memory limit", value[1], 1, MAX_MEMORY, "MiB")
+        if limit < request:
+            raise InvalidError(f"memory={value!r}: the limit ({limit} MiB) is below the request "
+                               f"({request} MiB); the limit must be at least the request")
+        return request, limit
+    n = _whole("memory", value, 1, MAX_MEMORY, "MiB")
+    return n, n
 
 
 def _env(env: Mapping[str, str] | None) -> dict[str, str]:

@@ -3,12 +3,21 @@ the control plane and the agent treat arguments and results as opaque bytes."""
 
 from __future__ import annotations
 
+import base64
 import traceback
 from typing import Any
 
 import cloudpickle
 
 from surge.errors import InvalidError, RemoteError
+
+
+def b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def unb64(data: str | None) -> bytes | None:
+    return None if data is None else base64.b64decode(data)
 
 
 def dumps(obj: Any) -> bytes:

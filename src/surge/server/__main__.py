@@ -32,6 +32,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--database-url", default=None)
     p.add_argument("--embedded", action="store_true")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--kill-grace", type=float, default=3.0, help="seconds between SIGTERM and SIGKILL")
+    p.add_argument("--lease-ttl", type=float, default=15.0, help="seconds without heartbeat before a worker is lost")
+    p.add_argument("--result-retention", type=float, default=7 * 86400.0, help="seconds spawned results are kept")
     return p.parse_args(argv)
 
 
@@ -93,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(home=Path(args.home).expanduser(), host=args.host, port=args.port, gpus=args.gpus,
-                          database_url=args.database_url, embedded=args.embedded)
+                          database_url=args.database_url, embedded=args.embedded,
+                          kill_grace=args.kill_grace, lease_ttl=args.lease_ttl,
+                          result_retention=args.result_retention)
     serve(config, log_level=args.log_level)
 
 

@@ -24,6 +24,7 @@ class ServerConfig:
     max_input_bytes: int = 64 << 20
     max_result_bytes: int = 256 << 20
     kill_grace: float = 3.0
+    lease_ttl: float = 15.0                  # seconds without a heartbeat before a worker is lost
     embedded: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 

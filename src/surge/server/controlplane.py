@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import hashlib
 import logging
 import time
@@ -56,7 +55,7 @@ class ControlPlane:
         inventory = build_inventory(config.gpus, node_id=config.node_id, cpu=config.cpu,
                                     memory_mib=config.memory_mib)
         self.agent = LocalAgent(inventory, self, kill_grace=config.kill_grace)
-        self.dispatcher = Dispatcher(self.store, self.agent)
+        self.dispatcher = Dispatcher(self.store, self.agent, lease_ttl=config.lease_ttl)
         self.scaler = Scaler(self.dispatcher, self.agent, self._launch_spec)
         self.logs = Waiters()
         self._log_buffer: list[LogLine] = []
@@ -123,7 +122,7 @@ class ControlPlane:
             if call is None or fn is None:
                 continue
             pool = await self.pool(fn, call.pool_key, call.params, call.workspace)
-            self.dispatcher.enqueue(pool, [Work.from_row(r)], now)
+            self.dispatcher.enqueue(pool, [Work.from_row(r, fn)], now)
         # warm pools of deployed apps
         for app in await self.store.list_apps(DEFAULT_WORKSPACE):
             if app.state == "deployed" and app.current_version:
@@ -163,11 +162,14 @@ class ControlPlane:
             raise errors.NotFoundError(f"app version {fn.app_id} v{fn.version} is gone")
         source_dir = await self.sources.ensure(version.source_hash)
         spec = dict(fn.spec)
-        spec.update({"app": app.name, "source_dir": str(source_dir), "function_id": fn.id})
+        siblings = await self.store.list_functions(fn.app_id, fn.version)
+        spec.update({"app": app.name, "source_dir": str(source_dir), "function_id": fn.id,
+                     "app_functions": {str(f.spec.get("tag")): f.id for f in siblings}})
         o = pool.options
         env = dict(o.env)
         env.update({"SURGE_SERVER_URL": self.url, "SURGE_TOKEN": self.token, "SURGE_APP": app.name,
-                    "SURGE_FUNCTION": fn.spec.get("tag", "")})
+                    "SURGE_FUNCTION": fn.spec.get("tag", ""),
+                    "SURGE_HEARTBEAT_INTERVAL": repr(max(0.05, self.config.lease_ttl / 5))})
         memory_limit = fn.spec.get("options", {}).get("memory_limit")
         return LaunchSpec(
             container_id=container_id, workspace=pool.workspace, app_id=fn.app_id, function_id=fn.id,
@@ -198,6 +200,7 @@ class ControlPlane:
         if info.init_error is not None:
             self.on_log(h, "system", f"container failed to start: {info.init_error[0]}", time.time())
         await self.dispatcher.on_exit(h, info)
+        self.scaler.capacity_freed()
 
     def on_state(self, h: ContainerHandle, kind: str, at: float) -> None:
         self._usage_buffer.append(UsageEvent(h.id, kind, at))
@@ -390,7 +393,7 @@ class ControlPlane:
         pool = await self.pool(fn, pool_key, params, workspace)
         call, rows, created = await self.store.create_call(call, inputs, now)
         if created:
-            self.dispatcher.enqueue(pool, [Work.from_row(r) for r in rows], now)
+            self.dispatcher.enqueue(pool, [Work.from_row(r, fn) for r in rows], now)
         result: dict[str, Any] = {"call_id": call.id, "input_ids": [r.id for r in rows], "created": created}
         wait = min(float(body.get("wait") or 0.0), 300.0)
         if wait > 0:
@@ -443,7 +446,7 @@ class ControlPlane:
         pool = await self.pool(fn, call.pool_key, call.params, workspace)
         fresh = [r for r in rows if r.state == InputState.QUEUED and r.attempt == 0
                  and r.id not in self.dispatcher.running and not any(w.id == r.id for w in pool.queue)]
-        self.dispatcher.enqueue(pool, [Work.from_row(r) for r in fresh], now)
+        self.dispatcher.enqueue(pool, [Work.from_row(r, fn) for r in fresh], now)
         return {"input_ids": [r.id for r in rows]}
 
     async def outputs(self, workspace: str, call_id: str, since: int, wait: float) -> dict[str, Any]:
@@ -536,5 +539,3 @@ def _zero_retries() -> Any:
 
     return Retries(max_retries=0)
 
-
-_ = collections

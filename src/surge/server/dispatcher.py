@@ -42,11 +42,13 @@ class Work:
     infra_failures: int = 0
     next_run_at: float = 0.0
     container_id: str | None = None
+    method: str | None = None      # for @app.cls pools: which method this input calls
 
     @classmethod
-    def from_row(cls, row: InputRow) -> Work:
+    def from_row(cls, row: InputRow, function: FunctionRow | None = None) -> Work:
+        method = function.spec.get("method") if function is not None else None
         return cls(row.id, row.call_id, row.idx, row.attempt, row.args, row.timeout, row.user_failures,
-                   row.infra_failures, row.next_run_at)
+                   row.infra_failures, row.next_run_at, method=str(method) if method else None)
 
 
 @dataclass(eq=False)
@@ -71,11 +73,6 @@ class Pool:
     @property
     def retries(self) -> Retries:
         return self.options.retries
-
-    @property
-    def method(self) -> str | None:
-        m = self.function.spec.get("method")
-        return str(m) if m else None
 
 
 class Waiters:
@@ -108,8 +105,10 @@ class Waiters:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, agent: Any, *, max_infra_retries: int = 8) -> None:
+    def __init__(self, store: Store, agent: Any, *, max_infra_retries: int = 8,
+                 lease_ttl: float = LEASE_TTL) -> None:
         self.store = store
+        self.lease_ttl = lease_ttl
         self.agent = agent
         self.pools: dict[str, Pool] = {}
         self.running: dict[str, Work] = {}
@@ -165,8 +164,10 @@ class Dispatcher:
         self._assign_scheduled.discard(pool.key)
         try:
             while pool.queue:
-                target = max((c for c in pool.containers.values() if c.free_slots > 0),
-                             key=lambda c: c.free_slots, default=None)
+                # pack: the fullest container with room, most recently busy first, so surplus
+                # containers stay idle and scale down after the window
+                target = min((c for c in pool.containers.values() if c.free_slots > 0),
+                             key=lambda c: (c.free_slots, -(c.idle_since or 0.0)), default=None)
                 if target is None:
                     return
                 n = min(target.free_slots, len(pool.queue))
@@ -182,7 +183,7 @@ class Dispatcher:
 
     async def _send(self, pool: Pool, target: ContainerHandle, batch: list[Work]) -> None:
         now = time.time()
-        lease = lease_expiry(now, LEASE_TTL)
+        lease = lease_expiry(now, self.lease_ttl)
         transitions = [Transition(w.id, (InputState.QUEUED,), InputState.RUNNING,
                                   set={"attempt": w.attempt + 1, "container_id": target.id,
                                        "started_at": now, "lease_expires_at": lease})
@@ -195,9 +196,8 @@ class Dispatcher:
             self.running[w.id] = w
         if not claimed:
             return
-        method = pool.method
         items = [({"input_id": w.id, "attempt": w.attempt, "call_id": w.call_id, "timeout": w.timeout,
-                   "method": method}, w.args) for w in claimed]
+                   "method": w.method}, w.args) for w in claimed]
         if not self.agent.send_inputs(target, items):
             # the container went away between choosing it and claiming: put the inputs back
             await self._requeue_lost(pool, claimed, "container stopped before the inputs reached it")
@@ -297,7 +297,7 @@ class Dispatcher:
 
     async def on_heartbeat(self, h: ContainerHandle, running: list[tuple[str, int]]) -> None:
         if running:
-            await self.store.renew_leases(running, lease_expiry(time.time(), LEASE_TTL))
+            await self.store.renew_leases(running, lease_expiry(time.time(), self.lease_ttl))
 
     async def on_exit(self, h: ContainerHandle, info: ExitInfo) -> None:
         """A container ended: settle its in-flight inputs, and on a failed start, the pool's queue."""
@@ -443,7 +443,7 @@ class Dispatcher:
                 self.agent.kill(h, "LOST")      # on_exit will retry it as WORKER_LOST
                 continue
             pool = self.pools.get(h.spec.pool_key) if h else None
-            w = self.running.get(r.id) or Work.from_row(r)
+            w = self.running.get(r.id) or Work.from_row(r, await self.store.get_function(r.function_id))
             if pool is None:
                 pool = next((p for p in self.pools.values() if p.key == r.pool_key), None)
             t, retry = self._failure(pool, w, r.id, r.attempt, TerminalReason.WORKER_LOST,
@@ -465,7 +465,7 @@ def describe_exit(info: ExitInfo) -> str:
 
 def classify_exit(info: ExitInfo, h: ContainerHandle) -> tuple[TerminalReason, str]:
     """Why the inputs a container was running ended, from how it ended."""
-    if info.kill_reason in ("STOP", "LOST", "STARTUP_TIMEOUT"):
+    if info.kill_reason in ("STOP", "EVICTED", "LOST", "STARTUP_TIMEOUT"):
         return TerminalReason.WORKER_LOST, f"container stopped ({info.kill_reason.lower()})"
     if info.oom_killed:
         limit = h.spec.memory_limit_mib

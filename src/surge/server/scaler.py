@@ -11,7 +11,7 @@ from typing import Any
 
 from surge.agent.agent import ContainerHandle, LaunchSpec
 from surge.core.autoscaler import AutoscalerConfig, ContainerView, PoolView, decide
-from surge.core.models import TerminalReason
+from surge.core.models import ContainerState, TerminalReason
 from surge.core.placement import never_fits, place
 from surge.ids import new_id
 from surge.server.dispatcher import Dispatcher, Pool
@@ -86,6 +86,32 @@ class Scaler:
             if started is None:
                 break
 
+    def _evict_idle_for(self, pool: Pool) -> None:
+        """Warm-but-idle containers of other pools yield to queued work: stop the longest-idle one
+        (never below its pool's min_containers). Its exit wakes the waiting pools."""
+        if any(h.state == ContainerState.STOPPING for p in self.dispatcher.pools.values()
+               for h in p.containers.values() if h.kill_reason == "EVICTED"):
+            return   # one eviction at a time; the next follows when it has exited
+        candidates = []
+        for other in self.dispatcher.pools.values():
+            if other is pool:
+                continue
+            live = [h for h in other.containers.values() if h.live]
+            spare = len(live) - (0 if other.retired else other.options.min_containers)
+            idle = sorted((h for h in live if h.state == ContainerState.IDLE and not h.inflight
+                           and not h.reserved), key=lambda h: h.idle_since or 0.0)
+            candidates += idle[:max(0, spare)]
+        if candidates:
+            victim = min(candidates, key=lambda h: h.idle_since or 0.0)
+            victim.kill_reason = "EVICTED"
+            self.agent.shutdown(victim)
+
+    def capacity_freed(self) -> None:
+        """A container stopped: pools waiting for room may start now."""
+        for pool in self.dispatcher.pools.values():
+            if pool.queue:
+                self.on_demand(pool)
+
     async def _start_one(self, pool: Pool) -> ContainerHandle | None:
         request = pool.options.resources()
         inventory, usage = self.agent.node_view()
@@ -95,7 +121,8 @@ class Scaler:
             if reason is not None:
                 pool.no_capacity = reason
                 await self.dispatcher.fail_queued(pool, TerminalReason.NO_CAPACITY, reason)
-            return None   # fits later, when something else stops: the inputs wait in the queue
+            self._evict_idle_for(pool)
+            return None   # fits once something else stops: the inputs wait in the queue
         pool.no_capacity = None
         spec = await self._launch_spec(pool, new_id("ct"), placement)
         h: ContainerHandle = await self.agent.launch(spec)
