@@ -204,10 +204,10 @@ def test_class_method_local(core: Any) -> None:
 def test_class_parameter_errors(core: Any) -> None:
     with pytest.raises(surge.InvalidError, match="unknown parameter"):
         core.Counter(nope=1)
-    with pytest.raises(surge.InvalidError, match="str, int, bool or bytes"):
+    with pytest.raises(surge.InvalidError, match=r"str, int, bool or bytes"):
         core.Counter(label=[1])
-    with pytest.raises(AttributeError, match="no @surge.method"):
-        core.Counter().missing  # noqa: B018
+    with pytest.raises(AttributeError, match="no @surge\\.method"):
+        core.Counter().missing
 
 
 def test_unpicklable_argument_is_a_clear_error(core: Any) -> None:
@@ -239,3 +239,19 @@ def test_call_listing_shows_calls(core: Any) -> None:
     info = context.get_client().get_call(call.object_id)
     assert info["state"] == "SUCCEEDED" and info["kind"] == "spawn" and info["function"] == "square"
     assert info["input_list"][0]["attempt"] == 1
+
+
+def test_usage_is_metered_per_function(core: Any) -> None:
+    core.sleep_for.remote(0.3)
+    deadline = time.monotonic() + 10
+    while True:
+        data = context.get_client().request("GET", "/v1/usage", params={"app": "e2e-core"})
+        fn = data["by_function"].get("e2e-core::sleep_for")
+        if fn and fn["phases"].get("busy", {}).get("seconds", 0) >= 0.3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert fn is not None
+    assert fn["phases"]["busy"]["seconds"] >= 0.3          # the 0.3 s sleep was billed as inference
+    assert fn["phases"]["cold_start"]["seconds"] > 0        # the container's start was billed apart
+    assert fn["total"]["cpu_seconds"] > 0 and fn["total"]["cost"] > 0
+    assert data["total"]["cost"] >= fn["total"]["cost"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from surge.cli import apps, calls, containers, deploy, logs, run, server, token
+from surge.cli import apps, calls, containers, deploy, logs, run, server, token, usage
 
 cli = typer.Typer(name="surge", no_args_is_help=True, add_completion=False,
                   help="surge: serverless GPU functions on your own machines.")
@@ -12,6 +12,7 @@ cli.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_o
 cli.command("deploy")(deploy.deploy)
 cli.command("server")(server.server)
 cli.command("logs")(logs.logs)
+cli.command("usage")(usage.usage)
 cli.add_typer(apps.group, name="app")
 cli.add_typer(calls.group, name="call")
 cli.add_typer(containers.group, name="container")

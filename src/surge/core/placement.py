@@ -168,7 +168,7 @@ def _describe(inv: NodeInventory) -> str:
 
 
 def _times(count: int, what: str) -> str:
-    return f"{count} × {what}"  # noqa: RUF001 - the multiplication sign is meant
+    return f"{count} × {what}"
 
 
 def _types_label(types: tuple[str, ...]) -> str:

@@ -12,7 +12,7 @@ from surge.server import http_errors
 from surge.server.auth import require_token
 from surge.server.config import ServerConfig
 from surge.server.controlplane import ControlPlane
-from surge.server.routes import apps, blobs, calls, health, observe
+from surge.server.routes import apps, blobs, calls, health, observe, usage
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -37,6 +37,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.token = token
     http_errors.install(app)
     app.include_router(health.router)
-    for r in (apps.router, calls.router, blobs.router, observe.router):
+    for r in (apps.router, calls.router, blobs.router, observe.router, usage.router):
         app.include_router(r, dependencies=[Depends(require_token)])
     return app

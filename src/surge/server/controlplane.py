@@ -23,8 +23,17 @@ from surge.server.dispatcher import TRACEBACK_MARK, Dispatcher, Pool, Waiters, W
 from surge.server.scaler import Scaler
 from surge.server.sources import SourceCache
 from surge.store import open_store
-from surge.store.base import (DEFAULT_WORKSPACE, CallRow, ContainerRow, FunctionRow, InputRow, LogLine,
-                              NewInput, Transition, UsageEvent)
+from surge.store.base import (
+    DEFAULT_WORKSPACE,
+    CallRow,
+    ContainerRow,
+    FunctionRow,
+    InputRow,
+    LogLine,
+    NewInput,
+    Transition,
+    UsageEvent,
+)
 from surge.store.blobs import BlobStore
 
 log = logging.getLogger("surge.controlplane")

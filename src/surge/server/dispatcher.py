@@ -27,6 +27,16 @@ from surge.store.base import FunctionRow, InputEvent, InputRow, Store, Transitio
 
 log = logging.getLogger("surge.dispatcher")
 
+_background: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Any) -> asyncio.Task[Any]:
+    """Run a coroutine in the background, keeping a reference so it is not garbage-collected."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
 
 @dataclass(eq=False)
 class Work:
@@ -149,7 +159,7 @@ class Dispatcher:
             self.on_demand(pool)
 
     def _start_assign(self, pool: Pool) -> None:
-        asyncio.ensure_future(self._assign(pool))
+        spawn(self._assign(pool))
 
     def promote_delayed(self, now: float) -> None:
         for pool in self.pools.values():

@@ -14,7 +14,7 @@ from surge.core.autoscaler import AutoscalerConfig, ContainerView, PoolView, dec
 from surge.core.models import ContainerState, TerminalReason
 from surge.core.placement import never_fits, place
 from surge.ids import new_id
-from surge.server.dispatcher import Dispatcher, Pool
+from surge.server.dispatcher import Dispatcher, Pool, spawn
 
 log = logging.getLogger("surge.scaler")
 
@@ -34,7 +34,7 @@ class Scaler:
         if pool.key in self._pending:
             return
         self._pending.add(pool.key)
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._evaluate_pending(pool)))
+        asyncio.get_running_loop().call_soon(lambda: spawn(self._evaluate_pending(pool)))
 
     async def _evaluate_pending(self, pool: Pool) -> None:
         self._pending.discard(pool.key)
