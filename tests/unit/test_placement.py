@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 - the messages under test use the multiplication sign on purpose
+
 from __future__ import annotations
 
 import doctest

@@ -5,7 +5,7 @@ import doctest
 import pytest
 
 import surge.core.retries
-from surge.core.models import InputState, TerminalReason
+from surge.core.models import TerminalReason
 from surge.core.retries import (
     FINAL_OUTCOMES,
     INFRA_FAILURES,
@@ -14,7 +14,6 @@ from surge.core.retries import (
     RetryDecision,
     decide_retry,
     normalize_retries,
-    user_facing_state,
 )
 from surge.errors import InvalidError
 
@@ -201,33 +200,6 @@ def test_final_outcomes_never_retry(reason: TerminalReason) -> None:
 def test_decide_retry_rejects_negative_counts(user: int, infra: int) -> None:
     with pytest.raises(InvalidError, match="failure counts must be at least 0"):
         decide_retry(Retries(1), R.USER_EXCEPTION, user_failures=user, infra_failures=infra)
-
-
-# --- user_facing_state ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("reason", "state"),
-    [
-        (R.TIMEOUT, InputState.TIMED_OUT),
-        (R.CANCELLED, InputState.CANCELLED),
-        (R.EXPIRED, InputState.EXPIRED),
-        (R.USER_EXCEPTION, InputState.FAILED),
-        (R.OOM_KILLED, InputState.FAILED),
-        (R.EXITED, InputState.FAILED),
-        (R.SIGNALED, InputState.FAILED),
-        (R.WORKER_LOST, InputState.FAILED),
-        (R.INIT_FAILURE, InputState.FAILED),
-        (R.RESULT_TOO_LARGE, InputState.FAILED),
-        (R.NO_CAPACITY, InputState.FAILED),
-    ],
-)
-def test_user_facing_state(reason: TerminalReason, state: InputState) -> None:
-    assert user_facing_state(reason) == state
-
-
-def test_every_reason_maps_to_a_terminal_state() -> None:
-    assert all(user_facing_state(r).terminal for r in TerminalReason)
 
 
 def test_docstring_examples() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from surge.core.models import InputState, TerminalReason
+from surge.core.models import TerminalReason
 from surge.errors import InvalidError
 
 USER_FAILURES = frozenset({
@@ -42,11 +42,6 @@ MAX_RETRIES = 10
 _INFRA_FIRST_BACKOFF = 0.5
 _INFRA_MAX_BACKOFF = 10.0
 
-_STATE_FOR: dict[TerminalReason, InputState] = {
-    TerminalReason.TIMEOUT: InputState.TIMED_OUT,
-    TerminalReason.CANCELLED: InputState.CANCELLED,
-    TerminalReason.EXPIRED: InputState.EXPIRED,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +148,3 @@ def _infra_delay(infra_failures: int) -> float:
     # Past 2^5 the cap has long been reached; bounding k keeps the power small.
     k = min(infra_failures - 1, 5)
     return min(_INFRA_FIRST_BACKOFF * 2.0**k, _INFRA_MAX_BACKOFF)
-
-
-def user_facing_state(reason: TerminalReason) -> InputState:
-    """The terminal state a caller sees for an input that ended with ``reason`` (no result)."""
-    return _STATE_FOR.get(reason, InputState.FAILED)
