@@ -62,11 +62,11 @@ class UnavailableError(Error):
     code = "unavailable"
 
 
-class TimeoutError(Error):  # noqa: A001 - deliberately mirrors modal.exception.TimeoutError
+class TimeoutError(Error):
     code = "timeout"
 
 
-class ConnectionError(Error):  # noqa: A001
+class ConnectionError(Error):
     code = "connection"
 
 
@@ -132,7 +132,7 @@ ERROR_FOR_CODE: dict[str, type[Error]] = {
 def status_for(exc: Error) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_FOR:
-            return STATUS_FOR[cls]  # type: ignore[index]
+            return STATUS_FOR[cls]
     return 500
 
 

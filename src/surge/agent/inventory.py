@@ -36,7 +36,7 @@ def _nvml_type(name: str, memory_mib: int) -> str | None:
 def detect_gpus() -> tuple[Gpu, ...]:
     """GPUs visible through NVML; () when there is no driver (the normal case on CPU machines)."""
     try:
-        import pynvml
+        import pynvml  # type: ignore[import-untyped]
     except ImportError:
         return ()
     try:

@@ -38,7 +38,7 @@ def import_app_file(ref: str) -> tuple[App, str | None]:
     return apps[0], name or None
 
 
-def pick_target(app: App, name: str | None) -> tuple[str, Callable[..., Any]]:
+def pick_target(app: App, name: str | None) -> tuple[str, Any]:
     """``("entrypoint", f)`` or ``("function", handle)`` for ``surge run``."""
     eps, fns = app.registered_entrypoints, app.registered_functions
     if name:

@@ -27,14 +27,14 @@ def run(ctx: typer.Context, ref: str = typer.Argument(..., help="path/to/app.py[
     try:
         app, name = import_app_file(ref)
         kind, target = pick_target(app, name)
-        args, kwargs = parse_flags(target.info.raw if kind == "function" else target, list(ctx.args))  # type: ignore[attr-defined]
+        args, kwargs = parse_flags(target.info.raw if kind == "function" else target, list(ctx.args))
     except errors.Error as exc:
         output.error(str(exc))
         raise typer.Exit(2) from None
     context.map_progress_hook = output.map_progress
     try:
         with app.run(show_logs=not quiet):
-            result = target.remote(*args, **kwargs) if kind == "function" else target(*args, **kwargs)  # type: ignore[attr-defined]
+            result = target.remote(*args, **kwargs) if kind == "function" else target(*args, **kwargs)
             if kind == "function" and result is not None:
                 print(result)
     except errors.Error as exc:

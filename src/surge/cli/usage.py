@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 
@@ -21,7 +22,7 @@ def usage(hours: float = typer.Option(24.0, help="look back this many hours"),
     if json:
         return output.print_json(data)
 
-    def row(name: str, r: dict) -> list[object]:
+    def row(name: str, r: dict[str, Any]) -> list[object]:
         ph = r["phases"]
         secs = {k: ph.get(k, {}).get("seconds", 0.0) for k in ("busy", "cold_start", "idle")}
         costs = {k: ph.get(k, {}).get("cost", 0.0) for k in ("busy", "cold_start", "idle")}

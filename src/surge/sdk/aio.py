@@ -41,7 +41,7 @@ class _BoundGen(_Bound):
         return start
 
 
-class synchronizer(Generic[T]):  # noqa: N801 - used as a decorator
+class synchronizer(Generic[T]):
     """Method decorator: the method gains an ``.aio`` coroutine form."""
 
     def __init__(self, fn: Callable[..., T]) -> None:
@@ -54,7 +54,7 @@ class synchronizer(Generic[T]):  # noqa: N801 - used as a decorator
         return _Bound(obj, self._fn)
 
 
-class gen_synchronizer(synchronizer[T]):  # noqa: N801
+class gen_synchronizer(synchronizer[T]):
     """Like ``synchronizer`` for methods returning iterators: ``.aio`` gives an async iterator."""
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:

@@ -41,8 +41,8 @@ def _real_module_name(f: Any) -> str:
             return str(spec.name)
         file = getattr(main, "__file__", None)
         if file:
-            return os.path.splitext(os.path.basename(file))[0]
-    return mod
+            return os.path.splitext(os.path.basename(str(file)))[0]
+    return str(mod)
 
 
 def _check_importable(obj: Any, what: str) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 from surge import errors
 from surge.sdk import serialization
-from surge.sdk.serialization import unb64
 from surge.sdk.aio import synchronizer
 from surge.sdk.context import get_client
+from surge.sdk.serialization import unb64
 
 LONG_POLL = 50.0
 
@@ -24,14 +24,10 @@ def decode_output(out: dict[str, Any]) -> tuple[bool, Any]:
     message = out.get("message") or reason
     if reason in ("USER_EXCEPTION", "INIT_FAILURE") and data is not None:
         return False, serialization.deserialize_exception(data, message, out.get("traceback") or "")
-    kw = {"reason": reason, "exit_code": out.get("exit_code"), "signal": out.get("signal")}
-    if state == "TIMED_OUT":
-        return False, errors.FunctionTimeoutError(message, **kw)
-    if state == "CANCELLED":
-        return False, errors.InputCancelledError(message, **kw)
-    if state == "EXPIRED":
-        return False, errors.OutputExpiredError(message, **kw)
-    return False, errors.ExecutionError(message, **kw)
+    cls: type[errors.ExecutionError] = {
+        "TIMED_OUT": errors.FunctionTimeoutError, "CANCELLED": errors.InputCancelledError,
+        "EXPIRED": errors.OutputExpiredError}.get(state, errors.ExecutionError)
+    return False, cls(message, reason=reason, exit_code=out.get("exit_code"), signal=out.get("signal"))
 
 
 def value_or_raise(out: dict[str, Any]) -> Any:

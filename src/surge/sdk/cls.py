@@ -62,7 +62,7 @@ def resolve_params(user_cls_name: str, declared: dict[str, Parameter], given: di
 
 def build_instance(user_cls: type, params: dict[str, Any]) -> Any:
     """Create the user's object with its parameters set (used in containers and by ``.local()``)."""
-    obj = user_cls.__new__(user_cls)
+    obj: Any = object.__new__(user_cls)
     for k, v in params.items():
         setattr(obj, k, v)
     if "__init__" in vars(user_cls):

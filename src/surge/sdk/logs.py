@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import TextIO
 
 from surge.sdk import context
 
 
 class LogFollower:
-    def __init__(self, app_id: str, *, out: object = None) -> None:
+    def __init__(self, app_id: str, *, out: TextIO | None = None) -> None:
         self.app_id = app_id
         self._out = out or sys.stdout
         self._since = 0
@@ -22,7 +23,7 @@ class LogFollower:
         for line in page["lines"]:
             self._since = max(self._since, line["id"])
             prefix = f"[{line['function']}]" if line["stream"] != "system" else "[surge]"
-            print(f"{prefix} {line['text']}", file=self._out, flush=True)  # type: ignore[call-overload]
+            print(f"{prefix} {line['text']}", file=self._out, flush=True)
         return len(page["lines"])
 
     def _run(self) -> None:

@@ -60,7 +60,7 @@ def enter(_f: Any = None, *, snap: bool = False) -> Callable[[F], F]:
     return deco
 
 
-def exit(_f: Any = None) -> Callable[[F], F]:  # noqa: A001 - Modal's name
+def exit(_f: Any = None) -> Callable[[F], F]:
     """Run a method when the container shuts down (scale-down, redeploy, stop)."""
     _check_not_bare("exit", _f)
 

@@ -7,7 +7,7 @@ import base64
 import traceback
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 
 from surge.errors import InvalidError, RemoteError
 
@@ -21,7 +21,8 @@ def unb64(data: str | None) -> bytes | None:
 
 
 def dumps(obj: Any) -> bytes:
-    return cloudpickle.dumps(obj, protocol=5)
+    data: bytes = cloudpickle.dumps(obj, protocol=5)
+    return data
 
 
 def loads(data: bytes) -> Any:

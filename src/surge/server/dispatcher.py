@@ -32,7 +32,7 @@ _background: set[asyncio.Task[Any]] = set()
 
 def spawn(coro: Any) -> asyncio.Task[Any]:
     """Run a coroutine in the background, keeping a reference so it is not garbage-collected."""
-    task = asyncio.ensure_future(coro)
+    task: asyncio.Task[Any] = asyncio.ensure_future(coro)
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task

@@ -40,7 +40,7 @@ async def usage(cp: Plane, ws: Workspace, since: float | None = Query(None, desc
         tags[r.id] = f"{names[r.app_id]}::{tag}"
     events = await cp.store.usage_events(container_ids=list(resources), since=0.0) if resources else []
     segs = segments([(e.container_id, e.kind, e.at) for e in events], now)
-    report = summarize(segs, resources, DEFAULT_PRICES, since=since, until=until or now, group_by=tags.get)
+    report = summarize(segs, resources, DEFAULT_PRICES, since=since, until=until or now, group_by=lambda cid: tags.get(cid, "?"))
     out = _report_json(report)
     out["by_function"] = {k: _report_json(v) for k, v in sorted(report.by_group.items())}
     out["window"] = {"since": since, "until": until or now}
