@@ -6,7 +6,6 @@ thread per outstanding call is what an event loop user would otherwise write by 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -93,11 +92,3 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]
     finally:
         stop.set()
 
-
-def drain(q: queue.Queue[Any]) -> list[Any]:
-    out = []
-    while True:
-        try:
-            out.append(q.get_nowait())
-        except queue.Empty:
-            return out

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from surge.agent.agent import ContainerHandle, ExitInfo
+from surge.agent.backend import NodeBackend
 from surge.core.leases import LEASE_TTL, lease_expiry
 from surge.core.models import InputState, TerminalReason
 from surge.core.retries import Retries, decide_retry
@@ -115,7 +116,7 @@ class Waiters:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, agent: Any, *, max_infra_retries: int = 8,
+    def __init__(self, store: Store, agent: NodeBackend, *, max_infra_retries: int = 8,
                  lease_ttl: float = LEASE_TTL) -> None:
         self.store = store
         self.lease_ttl = lease_ttl

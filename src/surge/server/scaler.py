@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from surge.agent.agent import ContainerHandle, LaunchSpec
+from surge.agent.backend import NodeBackend
 from surge.core.autoscaler import AutoscalerConfig, ContainerView, PoolView, decide
 from surge.core.models import ContainerState, TerminalReason
 from surge.core.placement import never_fits, place
@@ -20,7 +21,7 @@ log = logging.getLogger("surge.scaler")
 
 
 class Scaler:
-    def __init__(self, dispatcher: Dispatcher, agent: Any,
+    def __init__(self, dispatcher: Dispatcher, agent: NodeBackend,
                  launch_spec: Callable[[Pool, str, Any], Awaitable[LaunchSpec]]) -> None:
         self.dispatcher = dispatcher
         self.agent = agent

@@ -1,0 +1,23 @@
+"""What the control plane needs from a node backend. ``LocalAgent`` (worker processes on this
+machine) implements it; a Ray-cluster backend and snapshot-forking launchers plug in here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from surge.agent.agent import ContainerHandle, LaunchSpec
+from surge.core.models import NodeInventory, NodeUsage
+
+
+class NodeBackend(Protocol):
+    containers: dict[str, ContainerHandle]
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    def node_view(self) -> tuple[NodeInventory, NodeUsage]: ...
+    async def launch(self, spec: LaunchSpec) -> ContainerHandle: ...
+    def send_inputs(self, h: ContainerHandle, items: Sequence[tuple[dict[str, Any], bytes]]) -> bool: ...
+    def shutdown(self, h: ContainerHandle) -> None: ...
+    def kill(self, h: ContainerHandle, reason: str, *, timed_out: Sequence[str] = (),
+             grace: float | None = None) -> None: ...
