@@ -17,14 +17,18 @@ def body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+def error_response(exc: Error) -> JSONResponse:
+    status = status_for(exc)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(body(exc.code, exc.message), status_code=status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Error)
     async def _surge_error(request: Request, exc: Error) -> JSONResponse:
-        status = status_for(exc)
-        headers = {"Retry-After": "1"} if status == 503 else None
-        if status == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        return JSONResponse(body(exc.code, exc.message), status_code=status, headers=headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
