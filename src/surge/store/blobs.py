@@ -27,10 +27,10 @@ class BlobStore:
         return self.path(sha).is_file()
 
     def put(self, sha: str, data: bytes) -> None:
+        dest = self.path(sha)
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha:
             raise InvalidError(f"blob content hashes to {actual}, not {sha}: the upload was corrupted")
-        dest = self.path(sha)
         if dest.is_file():
             return
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ async def blob_exists(sha: str, cp: Plane, ws: Workspace) -> dict[str, bool]:
 @router.put("/{sha}", status_code=201)
 async def put_blob(sha: str, request: Request, cp: Plane, ws: Workspace) -> dict[str, str]:
     """Upload content-addressed bytes (an app's source archive). The sha256 is checked."""
+    cp.blobs.path(sha)     # InvalidError for a name that is not a sha256, before reading the body
     declared = int(request.headers.get("content-length") or 0)
     if declared > MAX_BLOB:
         raise TooLargeError(f"blob is {declared:,} bytes; the limit is {MAX_BLOB:,}")
