@@ -51,7 +51,8 @@ class LaunchSpec:
 class Inflight:
     attempt: int
     deadline: float | None
-    started: float
+    started: float | None          # None while it waits in the container's queue (prefetched)
+    timeout: float | None = None
 
 
 @dataclass
@@ -77,6 +78,7 @@ class ContainerHandle:
     idle_since: float | None = None
     inflight: dict[str, Inflight] = field(default_factory=dict)
     reserved: int = 0
+    prefetch: int = 0              # inputs it may hold beyond max_inputs (set by the dispatcher)
     kill_reason: str | None = None
     timed_out: set[str] = field(default_factory=set)
     init_error: tuple[str, str, bytes] | None = None
@@ -102,7 +104,7 @@ class ContainerHandle:
     def free_slots(self) -> int:
         if self.state not in (ContainerState.IDLE, ContainerState.BUSY) or self.writer is None:
             return 0
-        return max(0, self.spec.max_inputs - len(self.inflight) - self.reserved)
+        return max(0, self.spec.max_inputs + self.prefetch - len(self.inflight) - self.reserved)
 
 
 class Listener(Protocol):
@@ -281,13 +283,19 @@ class LocalAgent:
         t = header["t"]
         now = time.time()
         if t == "out":
-            items = list(zip(header["items"], wire.split_body(header, body), strict=True))
-            for meta, _ in items:
-                if meta["kind"] == "result":
-                    fl = h.inflight.get(meta["input_id"])
-                    if fl is not None and fl.attempt == meta["attempt"]:
-                        del h.inflight[meta["input_id"]]
-                        h.inputs_done += 1
+            items = []
+            for meta, data in zip(header["items"], wire.split_body(header, body), strict=True):
+                fl = h.inflight.get(meta["input_id"])
+                if meta["kind"] == "started":
+                    # a prefetched input began: its timeout counts from now
+                    if fl is not None and fl.attempt == meta["attempt"] and fl.started is None:
+                        fl.started = now
+                        fl.deadline = now + fl.timeout if fl.timeout else None
+                    continue
+                if meta["kind"] == "result" and fl is not None and fl.attempt == meta["attempt"]:
+                    del h.inflight[meta["input_id"]]
+                    h.inputs_done += 1
+                items.append((meta, data))
             if not h.inflight and h.state == ContainerState.BUSY:
                 h.state = ContainerState.IDLE
                 h.idle_since = now
@@ -311,9 +319,16 @@ class LocalAgent:
         if h.writer is None or not h.live or h.state == ContainerState.STARTING:
             return False
         now = time.time()
+        running = sum(1 for f in h.inflight.values() if f.started is not None)
         for meta, _ in items:
             t = meta.get("timeout")
-            h.inflight[meta["input_id"]] = Inflight(meta["attempt"], now + t if t else None, now)
+            if running < h.spec.max_inputs:
+                running += 1
+                h.inflight[meta["input_id"]] = Inflight(meta["attempt"], now + t if t else None, now, t)
+            else:
+                # queued inside the container: it reports when it starts, and the deadline begins then
+                meta["notify_start"] = True
+                h.inflight[meta["input_id"]] = Inflight(meta["attempt"], None, None, t)
         if h.state == ContainerState.IDLE and h.inflight:
             h.state = ContainerState.BUSY
             self.listener.on_state(h, "busy", now)

@@ -77,13 +77,17 @@ class Container:
     def _begin(self, meta: dict[str, Any]) -> None:
         with self._running_mu:
             self.running[meta["input_id"]] = meta["attempt"]
+        if meta.get("notify_start"):
+            # it waited in our queue: the agent starts its timeout now
+            self.out.put({"kind": "started", "input_id": meta["input_id"], "attempt": meta["attempt"]}, b"")
 
     def _end(self, meta: dict[str, Any]) -> None:
         with self._running_mu:
             self.running.pop(meta["input_id"], None)
 
     def _result(self, meta: dict[str, Any], value: Any) -> None:
-        base = {"kind": "result", "input_id": meta["input_id"], "attempt": meta["attempt"]}
+        base = {"kind": "result", "input_id": meta["input_id"], "attempt": meta["attempt"],
+                "took": meta.get("took", 0.0)}
         try:
             data = serialization.dumps(value)
         except Exception as exc:
@@ -112,12 +116,15 @@ class Container:
         try:
             target = self.service.target(meta.get("method"))
             args, kwargs = serialization.deserialize_args(payload)
+            t0 = time.perf_counter()
             if target.is_generator:
                 for seq, item in enumerate(target.fn(*args, **kwargs)):
                     self._item(meta, seq, item)
-                self._result(meta, None)
+                value = None
             else:
-                self._result(meta, target.fn(*args, **kwargs))
+                value = target.fn(*args, **kwargs)
+            meta["took"] = time.perf_counter() - t0
+            self._result(meta, value)
         except BaseException as exc:
             if isinstance(exc, SystemExit | KeyboardInterrupt):
                 raise
@@ -138,14 +145,17 @@ class Container:
                 # sync code in an async container runs on a thread; the result is sent from there
                 await loop.run_in_executor(None, self.run_sync, meta, payload)
                 return
+            t0 = time.perf_counter()
             if target.is_generator:
                 seq = 0
                 async for item in target.fn(*args, **kwargs):
                     self._item(meta, seq, item)
                     seq += 1
-                self._result(meta, None)
+                value = None
             else:
-                self._result(meta, await target.fn(*args, **kwargs))
+                value = await target.fn(*args, **kwargs)
+            meta["took"] = time.perf_counter() - t0
+            self._result(meta, value)
         except Exception as exc:
             self._error(meta, exc)
         finally:

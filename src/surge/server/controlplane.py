@@ -453,8 +453,9 @@ class ControlPlane:
         now = time.time()
         rows = await self.store.add_inputs(call_id, inputs, now)
         pool = await self.pool(fn, call.pool_key, call.params, workspace)
-        fresh = [r for r in rows if r.state == InputState.QUEUED and r.attempt == 0
-                 and r.id not in self.dispatcher.running and not any(w.id == r.id for w in pool.queue)]
+        # a retried batch returns rows that already exist: only the ones inserted now are new work
+        held = self.dispatcher.running.keys() | {w.id for w in pool.queue} | {w.id for _, _, w in pool.delayed}
+        fresh = [r for r in rows if r.state == InputState.QUEUED and r.attempt == 0 and r.id not in held]
         self.dispatcher.enqueue(pool, [Work.from_row(r, fn) for r in fresh], now)
         return {"input_ids": [r.id for r in rows]}
 

@@ -21,6 +21,7 @@ from surge.agent.agent import ContainerHandle, ExitInfo
 from surge.agent.backend import NodeBackend
 from surge.core.leases import LEASE_TTL, lease_expiry
 from surge.core.models import InputState, TerminalReason
+from surge.core.prefetch import fair_share, prefetch_depth, update_mean
 from surge.core.retries import Retries, decide_retry
 from surge.core.states import terminal_state_for
 from surge.sdk.options import FunctionOptions
@@ -54,6 +55,7 @@ class Work:
     next_run_at: float = 0.0
     container_id: str | None = None
     method: str | None = None      # for @app.cls pools: which method this input calls
+    pool_key: str = ""
 
     @classmethod
     def from_row(cls, row: InputRow, function: FunctionRow | None = None) -> Work:
@@ -80,6 +82,7 @@ class Pool:
     retired: bool = False          # an old version or a stopped app: drain, start nothing new
     last_activity: float = field(default_factory=time.time)
     no_capacity: str | None = None
+    mean_runtime: float | None = None     # EWMA of input run times (drives prefetch)
 
     @property
     def retries(self) -> Retries:
@@ -129,6 +132,8 @@ class Dispatcher:
         self._assign_scheduled: set[str] = set()
         self._seq = 0
         self.on_demand: Any = None     # set by the scaler: called with a pool that needs containers
+        self._pending_outputs: list[tuple[ContainerHandle, list[tuple[dict[str, Any], bytes]], float]] = []
+        self._flusher: asyncio.Task[Any] | None = None
         self.stats: collections.Counter[str] = collections.Counter()
 
     # -- pools -----------------------------------------------------------------------------------
@@ -143,6 +148,7 @@ class Dispatcher:
     def enqueue(self, pool: Pool, works: Iterable[Work], now: float | None = None) -> None:
         now = time.time() if now is None else now
         for w in works:
+            w.pool_key = pool.key
             if w.next_run_at > now:
                 self._seq += 1
                 heapq.heappush(pool.delayed, (w.next_run_at, self._seq, w))
@@ -174,14 +180,17 @@ class Dispatcher:
     async def _assign(self, pool: Pool) -> None:
         self._assign_scheduled.discard(pool.key)
         try:
+            depth = prefetch_depth(max_inputs=pool.options.max_inputs, mean_runtime=pool.mean_runtime)
+            for c in pool.containers.values():
+                c.prefetch = depth
             while pool.queue:
                 # pack: the fullest container with room, most recently busy first, so surplus
                 # containers stay idle and scale down after the window
-                target = min((c for c in pool.containers.values() if c.free_slots > 0),
-                             key=lambda c: (c.free_slots, -(c.idle_since or 0.0)), default=None)
+                room = [c for c in pool.containers.values() if c.free_slots > 0]
+                target = min(room, key=lambda c: (c.free_slots, -(c.idle_since or 0.0)), default=None)
                 if target is None:
                     return
-                n = min(target.free_slots, len(pool.queue))
+                n = min(target.free_slots, len(pool.queue), fair_share(len(pool.queue), len(room)))
                 batch = [pool.queue.popleft() for _ in range(n)]
                 target.reserved += n
                 try:
@@ -209,24 +218,69 @@ class Dispatcher:
             return
         items = [({"input_id": w.id, "attempt": w.attempt, "call_id": w.call_id, "timeout": w.timeout,
                    "method": w.method}, w.args) for w in claimed]
+        self.stats["input_frames"] += 1
+        self.stats["inputs_sent"] += len(items)
         if not self.agent.send_inputs(target, items):
             # the container went away between choosing it and claiming: put the inputs back
             await self._requeue_lost(pool, claimed, "container stopped before the inputs reached it")
 
     # -- results from containers -----------------------------------------------------------------
     async def on_outputs(self, h: ContainerHandle, items: list[tuple[dict[str, Any], bytes]]) -> None:
-        now = time.time()
-        pool = self.pools.get(h.spec.pool_key)
+        """Group commit: outputs that arrive while a batch is being written go in the next one, so
+        under load many containers' results share one transaction; when idle, the batch is one."""
+        self._pending_outputs.append((h, items, time.time()))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = spawn(self._flush_outputs())
+
+    async def _flush_outputs(self) -> None:
+        while self._pending_outputs:
+            batch, self._pending_outputs = self._pending_outputs, []
+            try:
+                await self._apply_outputs(batch)
+            except Exception:
+                # the inputs stay RUNNING in the store; their leases expire and they run again
+                log.exception("writing %d output batches failed", len(batch))
+                self.stats["output_errors"] += 1
+
+    async def _apply_outputs(self, batch: list[tuple[ContainerHandle, list[tuple[dict[str, Any], bytes]], float]]) -> None:
         events: list[InputEvent] = []
         transitions: list[Transition] = []
         retry_works: list[Work] = []
+        touched: dict[str, Pool] = {}
+        for h, items, now in batch:
+            pool = self.pools.get(h.spec.pool_key)
+            if pool is not None:
+                touched[pool.key] = pool
+            self._collect(pool, items, now, events, transitions, retry_works)
+        now = time.time()
+        if events:
+            await self.store.append_events(events)
+            for iid in {e.input_id for e in events}:
+                self.inputs.notify(iid)
+        if transitions:
+            self.stats["output_batches"] += 1
+            applied = await self.store.transition(transitions, now)
+            self._after(transitions, applied, retry_works)
+        for pool in touched.values():
+            pool.last_activity = now
+            self.kick(pool)
+
+    def _collect(self, pool: Pool | None, items: list[tuple[dict[str, Any], bytes]], now: float,
+                 events: list[InputEvent], transitions: list[Transition], retry_works: list[Work]) -> None:
         for meta, data in items:
             iid, attempt = meta["input_id"], meta["attempt"]
             if meta["kind"] == "item":
+                w = self.running.get(iid)
+                if w is not None and w.attempt != attempt:
+                    # a zombie attempt's items must not mix into the stream of the running attempt
+                    self.stats["stale_refused"] += 1
+                    continue
                 events.append(InputEvent(iid, int(meta["seq"]), "item", data, now))
                 continue
             w = self.running.get(iid)
             status = meta.get("status")
+            if pool is not None and "took" in meta:
+                pool.mean_runtime = update_mean(pool.mean_runtime, max(0.0, float(meta["took"])))
             if status == "ok":
                 transitions.append(Transition(iid, (InputState.RUNNING,), InputState.SUCCEEDED, attempt,
                                               {"result": data, "lease_expires_at": None}))
@@ -240,16 +294,6 @@ class Dispatcher:
                 transitions.append(t)
                 if retry is not None:
                     retry_works.append(retry)
-        if events:
-            await self.store.append_events(events)
-            for iid in {e.input_id for e in events}:
-                self.inputs.notify(iid)
-        if transitions:
-            applied = await self.store.transition(transitions, now)
-            self._after(transitions, applied, retry_works, pool)
-        if pool is not None:
-            pool.last_activity = now
-            self.kick(pool)
 
     def _terminal(self, iid: str, attempt: int | None, reason: TerminalReason, message: str, *,
                   result: bytes | None = None, exit_code: int | None = None, signal: int | None = None,
@@ -264,6 +308,10 @@ class Dispatcher:
                  message: str, now: float, *, result: bytes | None = None, exit_code: int | None = None,
                  signal: int | None = None, traceback: str = "") -> tuple[Transition, Work | None]:
         """A failed attempt: either back to QUEUED (retry, with backoff) or a terminal state."""
+        if w is not None and w.attempt != attempt:
+            # a stale attempt's failure: its transition will be refused, and the Work is the running
+            # attempt's, whose failure counts and container this must not touch
+            w = None
         policy = pool.retries if pool is not None else Retries(max_retries=0)
         uf = w.user_failures if w else 0
         inf = w.infra_failures if w else 0
@@ -282,11 +330,10 @@ class Dispatcher:
         return self._terminal(iid, attempt, reason, message, result=result, exit_code=exit_code,
                               signal=signal, traceback=traceback), None
 
-    def _after(self, transitions: list[Transition], applied: list[bool], retry_works: list[Work],
-               pool: Pool | None) -> None:
+    def _after(self, transitions: list[Transition], applied: list[bool], retry_works: list[Work]) -> None:
         retry_ids = {w.id for w in retry_works}
         touched_calls: set[str] = set()
-        requeue: list[Work] = []
+        requeue: dict[str, list[Work]] = {}
         for t, ok in zip(transitions, applied, strict=True):
             w = self.running.get(t.input_id)
             if ok:
@@ -294,7 +341,7 @@ class Dispatcher:
                 if w is not None:
                     touched_calls.add(w.call_id)
                 if t.input_id in retry_ids and w is not None:
-                    requeue.append(w)
+                    requeue.setdefault(w.pool_key, []).append(w)
                 else:
                     self.inputs.notify(t.input_id)
             else:
@@ -303,8 +350,10 @@ class Dispatcher:
                 self.running.pop(t.input_id, None)
         for cid in touched_calls:
             self.calls.notify(cid)
-        if requeue and pool is not None:
-            self.enqueue(pool, requeue)
+        for key, works in requeue.items():
+            pool = self.pools.get(key)
+            if pool is not None:
+                self.enqueue(pool, works)
 
     async def on_heartbeat(self, h: ContainerHandle, running: list[tuple[str, int]]) -> None:
         if running:
@@ -337,7 +386,7 @@ class Dispatcher:
                 retries.append(retry)
         if transitions:
             applied = await self.store.transition(transitions, now)
-            self._after(transitions, applied, retries, pool)
+            self._after(transitions, applied, retries)
         if pool is None:
             return
         if info.init_error is not None or info.kill_reason == "STARTUP_TIMEOUT" or (
@@ -399,7 +448,7 @@ class Dispatcher:
             if retry is not None:
                 retries.append(retry)
         applied = await self.store.transition(transitions, now)
-        self._after(transitions, applied, retries, pool)
+        self._after(transitions, applied, retries)
 
     async def fail_queued(self, pool: Pool, reason: TerminalReason, message: str) -> None:
         """End every queued input of a pool (e.g. NO_CAPACITY: it can never be placed)."""
@@ -454,14 +503,16 @@ class Dispatcher:
                 self.agent.kill(h, "LOST")      # on_exit will retry it as WORKER_LOST
                 continue
             pool = self.pools.get(h.spec.pool_key) if h else None
-            w = self.running.get(r.id) or Work.from_row(r, await self.store.get_function(r.function_id))
+            w = self.running.get(r.id)
+            if w is None or w.attempt != r.attempt:
+                w = Work.from_row(r, await self.store.get_function(r.function_id))
             if pool is None:
                 pool = next((p for p in self.pools.values() if p.key == r.pool_key), None)
             t, retry = self._failure(pool, w, r.id, r.attempt, TerminalReason.WORKER_LOST,
                                      "the worker stopped renewing its lease", now)
             self.running[r.id] = w
             applied = await self.store.transition([t], now)
-            self._after([t], applied, [retry] if retry else [], pool)
+            self._after([t], applied, [retry] if retry else [])
             n += 1
         return n
 
