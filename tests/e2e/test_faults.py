@@ -66,8 +66,8 @@ def test_retries_exhausted_raise_the_users_exception(faults: Any, tmp_path: Path
     with pytest.raises(faults.FlakyError, match="attempt 2 fails on purpose"):
         call.get(timeout=30)
     row = input_of(call)
-    assert (row["state"], row["reason"], row["attempt"], row["infra_failures"]) == (
-        "FAILED", "USER_EXCEPTION", 2, 0)
+    assert (row["state"], row["reason"], row["attempt"], row["user_failures"], row["infra_failures"]) == (
+        "FAILED", "USER_EXCEPTION", 2, 2, 0)      # both failures are counted, the last one too
     assert len(attempt_starts(tmp_path)) == 2      # retries=1: one retry, then no more
 
 
@@ -157,14 +157,12 @@ def test_import_failure_fails_fast(faults: Any) -> None:
     assert (row["state"], row["reason"], row["attempt"]) == ("FAILED", "INIT_FAILURE", 0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a module that fails to import is not in the container's sys.modules, so cloudpickle pickles its "
-    "exception class by value and the caller gets a look-alike class, not faults_app.ImportTimeError, "
-    "although the caller can import that type (fix: sdk.serialization.deserialize_exception could "
-    "swap a by-value class for the importable one of the same module and qualname)"))
 def test_import_failure_raises_the_importable_exception_type(faults: Any) -> None:
-    with pytest.raises(faults.ImportTimeError):
+    # the container could not import faults_app, so the class travelled by value; the caller can
+    # import it, so it gets the real class back
+    with pytest.raises(faults.ImportTimeError) as info:
         faults.broken_import.remote()
+    assert type(info.value) is faults.ImportTimeError
 
 
 # -- a worker that stops renewing its lease ----------------------------------------------------------

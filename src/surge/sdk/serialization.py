@@ -4,6 +4,7 @@ the control plane and the agent treat arguments and results as opaque bytes."""
 from __future__ import annotations
 
 import base64
+import sys
 import traceback
 from typing import Any
 
@@ -90,7 +91,29 @@ def deserialize_exception(data: bytes | None, summary: str, tb: str) -> BaseExce
     except Exception:
         type_name, _, message = summary.partition(": ")
         return RemoteError(message or summary, remote_type=type_name, remote_traceback=tb)
+    exc = _importable_twin(exc)
     if tb and not isinstance(exc, RemoteError):
         exc.__surge_remote_traceback__ = tb  # type: ignore[attr-defined]
         exc.add_note(f"\nRemote traceback (from the container):\n{tb.rstrip()}")
     return exc
+
+
+def _importable_twin(exc: BaseException) -> BaseException:
+    """When the container could not import the module defining the exception's class (say, the
+    import itself raised), cloudpickle sends the class by value and the caller gets a look-alike.
+    If the caller has that module loaded, rebuild the exception with the real class so
+    ``except mymodule.MyError`` works."""
+    cls = type(exc)
+    mod = sys.modules.get(cls.__module__)
+    twin: object = mod
+    for part in cls.__qualname__.split("."):
+        twin = getattr(twin, part, None)
+    if twin is cls or not isinstance(twin, type) or not issubclass(twin, BaseException):
+        return exc
+    try:
+        rebuilt = twin.__new__(twin)
+        rebuilt.args = exc.args
+        rebuilt.__dict__.update(exc.__dict__)
+    except Exception:
+        return exc
+    return rebuilt

@@ -205,7 +205,9 @@ class ControlPlane:
         await self.dispatcher.on_heartbeat(h, running)
 
     async def on_exit(self, h: ContainerHandle, info: ExitInfo) -> None:
-        self._dirty_containers[h.id] = h
+        # written now, before its inputs are settled: whoever sees the failure also sees how it ended
+        self._dirty_containers.pop(h.id, None)
+        await self.store.upsert_container(self.container_row(h))
         if info.init_error is not None:
             self.on_log(h, "system", f"container failed to start: {info.init_error[0]}", time.time())
         await self.dispatcher.on_exit(h, info)

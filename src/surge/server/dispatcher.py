@@ -327,8 +327,11 @@ class Dispatcher:
                             "next_run_at": w.next_run_at, "container_id": None, "lease_expires_at": None,
                             "terminal_reason": reason.value, "error_message": _with_tb(message, traceback)})
             return t, w
-        return self._terminal(iid, attempt, reason, message, result=result, exit_code=exit_code,
-                              signal=signal, traceback=traceback), None
+        t = self._terminal(iid, attempt, reason, message, result=result, exit_code=exit_code,
+                           signal=signal, traceback=traceback)
+        # the final failure counts too: retries=1 that fails twice ends with user_failures == 2
+        t.set["user_failures" if d.counts_against_user else "infra_failures"] = (uf if d.counts_against_user else inf) + 1
+        return t, None
 
     def _after(self, transitions: list[Transition], applied: list[bool], retry_works: list[Work]) -> None:
         retry_ids = {w.id for w in retry_works}

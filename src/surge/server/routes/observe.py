@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from surge.errors import NotFoundError
 from surge.server.routes.deps import Plane, Workspace
 
 router = APIRouter(prefix="/v1", tags=["observability"])
@@ -41,5 +42,7 @@ async def logs(cp: Plane, ws: Workspace, app_id: str | None = None, app: str | N
     """Container output lines after cursor ``since`` (long-polls up to ``wait`` seconds)."""
     if app and not app_id:
         found = await cp.store.find_app(ws, app)
-        app_id = found.id if found else "-"
+        if found is None:   # an empty page would read as "no output yet" for a mistyped name
+            raise NotFoundError(f"no deployed app named {app!r}; `surge app list` shows the apps")
+        app_id = found.id
     return await cp.logs_page(app_id=app_id, function=function, since=since, wait=wait)
