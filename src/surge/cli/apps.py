@@ -47,6 +47,6 @@ def stop(name: str) -> None:
 @group.command("rollback")
 def rollback(name: str, version: int = typer.Argument(None, help="version to return to (default: previous)")) -> None:
     """Publish a new version identical to an earlier one."""
-    body = {"version": version} if version else None
+    body = {"version": version} if version is not None else None
     data = call(client().request, "POST", f"/v1/apps/{name}/rollback", json=body)
     output.info(f"{name} is now v{data['version']} (same code as v{data['rolled_back_to']})")

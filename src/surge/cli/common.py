@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from surge import errors
 from surge.cli import output
 from surge.config import Settings
-from surge.sdk.client import Client
+
+if TYPE_CHECKING:   # httpx is slow to import; `surge --help` and `surge token show` don't need it
+    from surge.sdk.client import Client
 
 
 def client(*, start_embedded: bool = False) -> Client:
     """A client for SURGE_SERVER_URL, or the server already running on SURGE_HOME. Read-only
     commands don't start a server just to find it empty."""
     from surge.sdk import context, embedded
+    from surge.sdk.client import Client
 
     settings = Settings.from_env()
     if settings.server_url:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,12 @@ def import_app_file(ref: str) -> tuple[App, str | None]:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except InvalidError:
+        raise
+    except Exception as exc:
+        raise InvalidError(f"importing {path_s} failed:\n{_user_traceback(exc, path)}") from None
     apps = [v for v in vars(module).values() if isinstance(v, App)]
     if not apps:
         raise InvalidError(f"{path_s} defines no surge.App (expected e.g. `app = surge.App(\"name\")`)")
@@ -36,6 +42,15 @@ def import_app_file(ref: str) -> tuple[App, str | None]:
                 return a, name or None
         raise InvalidError(f"{path_s} defines {len(apps)} apps; keep one App per file")
     return apps[0], name or None
+
+
+def _user_traceback(exc: BaseException, path: Path) -> str:
+    """The traceback from the first frame in the user's file on (importlib's and surge's frames
+    say nothing to the user)."""
+    tb = exc.__traceback__
+    while tb is not None and Path(tb.tb_frame.f_code.co_filename) != path:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
 
 
 def pick_target(app: App, name: str | None) -> tuple[str, Any]:
@@ -92,7 +107,8 @@ def parse_flags(f: Callable[..., Any], argv: list[str]) -> tuple[list[Any], dict
         neg = key.startswith("no-") and key[3:] in params and params[key[3:]].annotation in (bool, "bool")
         p = params.get(key[3:] if neg else key)
         if p is None:
-            known = ", ".join(f"--{k}" for k in params) or "none"
+            known = ", ".join(f"--{k}/--no-{k}" if params[k].annotation in (bool, "bool") else f"--{k}"
+                              for k in params) or "none"
             raise InvalidError(f"unknown option --{key} (options: {known})")
         if p.annotation in (bool, "bool") and not eq:
             kwargs[p.name] = not neg

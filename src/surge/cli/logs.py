@@ -26,8 +26,10 @@ def logs(ref: str = typer.Argument(..., help="APP or APP::function"),
                 else:
                     print(f"{output.fmt_time(line['at'])} [{line['function']} {line['container_id'][-6:]}] "
                           f"{line['text']}", flush=True)
-            since = page["cursor"]
             if not follow and not page["lines"]:
+                if since == 0 and not json:
+                    output.info(f"no output from {ref} yet")
                 return
+            since = page["cursor"]
     except KeyboardInterrupt:
         return

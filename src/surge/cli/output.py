@@ -34,6 +34,9 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    if not rows:
+        info(f"{title}: none")
+        return
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
@@ -41,15 +44,22 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
         t.add_column(c)
     for r in rows:
         t.add_row(*("-" if v is None else str(v) for v in r))
-    _console().print(t)
+    console = _console()
+    if not console.is_terminal:   # piped: whole ids and times, not a table squeezed into 80 columns
+        console.width = 1000
+    console.print(t)
 
 
 def info(message: str) -> None:
-    _console(stderr=True).print(message)
+    # Messages are plain text (they quote user values such as "[1, 2]", which rich would read as
+    # markup) and are not re-wrapped, so a long one stays one greppable line in logs and pipes.
+    _console(stderr=True).print(message, markup=False, soft_wrap=True)
 
 
 def error(message: str) -> None:
-    _console(stderr=True).print(f"[bold red]Error:[/] {message}", markup=True)
+    from rich.text import Text
+
+    _console(stderr=True).print(Text.assemble(("Error:", "bold red"), " ", message), soft_wrap=True)
 
 
 def map_progress(total: int | None) -> tuple[Callable[[int], None], Callable[[], None]]:

@@ -17,13 +17,11 @@ def run(ctx: typer.Context, ref: str = typer.Argument(..., help="path/to/app.py[
                                  "e.g. A100-80GB:2,H100:1")) -> None:
     """Run a local entrypoint (or a single function) against surge. Extra --flags become the
     entrypoint's parameters."""
-    import os
-
     from surge.cli.loader import import_app_file, parse_flags, pick_target
     from surge.sdk import context
 
     if gpus:
-        os.environ["SURGE_GPUS"] = gpus
+        _declare_gpus(gpus)
     try:
         app, name = import_app_file(ref)
         kind, target = pick_target(app, name)
@@ -44,3 +42,21 @@ def run(ctx: typer.Context, ref: str = typer.Argument(..., help="path/to/app.py[
         traceback.print_exc()
         sys.stderr.flush()
         raise typer.Exit(1) from None
+
+
+def _declare_gpus(gpus: str) -> None:
+    """Hand ``--gpus`` to the embedded server this run will start (it inherits SURGE_GPUS). A server
+    that is already configured or running keeps its own inventory: say so rather than ignore it."""
+    import os
+
+    from surge.config import Settings
+    from surge.sdk import embedded
+
+    settings = Settings.from_env()
+    if settings.server_url:
+        output.info(f"warning: --gpus is ignored: SURGE_SERVER_URL points at {settings.server_url}, "
+                    "whose GPUs were set when it started (`surge server --gpus ...`)")
+    elif embedded.read_running(settings.home) is not None:
+        output.info(f"warning: --gpus is ignored: a surge server already runs on {settings.home} with its "
+                    "own GPUs; stop it, or use another SURGE_HOME")
+    os.environ["SURGE_GPUS"] = gpus
