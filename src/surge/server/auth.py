@@ -31,7 +31,7 @@ def check_authorization(header: str, expected: str) -> str:
     return DEFAULT_WORKSPACE
 
 
-def require_token(request: Request) -> str:
+async def require_token(request: Request) -> str:  # async: no thread-pool hop per request
     """FastAPI dependency: the caller's workspace, or AuthError (401)."""
     return check_authorization(request.headers.get("authorization", ""), request.app.state.token)
 

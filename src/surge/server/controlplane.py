@@ -25,6 +25,7 @@ from surge.server.sources import SourceCache
 from surge.store import open_store
 from surge.store.base import (
     DEFAULT_WORKSPACE,
+    AppRow,
     CallRow,
     ContainerRow,
     FunctionRow,
@@ -72,6 +73,9 @@ class ControlPlane:
         self._dirty_containers: dict[str, ContainerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._app_cache: dict[str, tuple[str, str]] = {}     # app_id -> (workspace, name)
+        self._functions: dict[str, FunctionRow] = {}
+        self._apps: dict[str, AppRow] = {}
+        self._by_name: dict[tuple[str, str], tuple[AppRow | None, list[FunctionRow]]] = {}
         self.started_at = time.time()
         self.healthy = True
 
@@ -147,7 +151,7 @@ class ControlPlane:
         pool = self.dispatcher.pools.get(pool_key)
         if pool is not None:
             return pool
-        app = await self.store.get_app(fn.app_id)
+        app = await self.app_row(fn.app_id)
         if app is None:
             raise errors.NotFoundError(f"app {fn.app_id} not found")
         pool = self.dispatcher.pool_for(pool_key, fn, workspace, fn.app_id, params)
@@ -249,6 +253,44 @@ class ControlPlane:
             signal=-h.proc.returncode if h.proc and h.proc.returncode is not None and h.proc.returncode < 0 else None,
             inputs_done=h.inputs_done, phases=dict(h.phases))
 
+    # -- cached rows -----------------------------------------------------------------------------
+    # Function rows and app versions are immutable; app rows change only through this process
+    # (which owns the store), so hot paths read them from memory. ``_forget_app`` drops an app's
+    # entries whenever this process changes it.
+    async def function_row(self, function_id: str) -> FunctionRow | None:
+        fn = self._functions.get(function_id)
+        if fn is None:
+            fn = await self.store.get_function(function_id)
+            if fn is not None:
+                self._functions[function_id] = fn
+        return fn
+
+    async def app_row(self, app_id: str) -> AppRow | None:
+        app = self._apps.get(app_id)
+        if app is None:
+            app = await self.store.get_app(app_id)
+            if app is not None:
+                self._apps[app_id] = app
+        return app
+
+    async def deployed_functions(self, workspace: str, name: str) -> tuple[AppRow | None, list[FunctionRow]]:
+        key = (workspace, name)
+        hit = self._by_name.get(key)
+        if hit is not None:
+            return hit
+        app = await self.store.find_app(workspace, name)
+        fns = await self.store.list_functions(app.id, app.current_version) if app is not None else []
+        self._by_name[key] = (app, fns)
+        return app, fns
+
+    def _forget_app(self, app_id: str | None = None, name: tuple[str, str] | None = None) -> None:
+        if app_id is not None:
+            self._apps.pop(app_id, None)
+        if name is not None:
+            self._by_name.pop(name, None)
+        else:
+            self._by_name.clear()
+
     # -- operations (called by routes) -------------------------------------------------------
     async def app_name(self, app_id: str) -> str:
         cached = self._app_cache.get(app_id)
@@ -261,8 +303,8 @@ class ControlPlane:
 
     async def resolve_function(self, workspace: str, body: dict[str, Any]) -> FunctionRow:
         if body.get("function_id"):
-            fn = await self.store.get_function(str(body["function_id"]))
-            app = await self.store.get_app(fn.app_id) if fn else None
+            fn = await self.function_row(str(body["function_id"]))
+            app = await self.app_row(fn.app_id) if fn else None
             if fn is None or app is None or app.workspace != workspace:
                 raise errors.NotFoundError(f"function {body['function_id']!r} not found")
             if app.state == "stopped" or (app.state == "ephemeral" and app.current_version == -1):
@@ -271,12 +313,11 @@ class ControlPlane:
         app_name, tag = body.get("app"), body.get("function")
         if not app_name or not tag:
             raise errors.InvalidError("give either function_id, or app and function names")
-        app = await self.store.find_app(workspace, str(app_name))
+        app, fns = await self.deployed_functions(workspace, str(app_name))
         if app is None or app.state != "deployed":
             state = f" (it is {app.state})" if app else ""
             raise errors.NotFoundError(f"no deployed app named {app_name!r}{state}; deploy it with "
                                        f"`surge deploy`")
-        fns = await self.store.list_functions(app.id, app.current_version)
         for fn in fns:
             if fn.spec.get("tag") == tag:
                 return fn
@@ -306,6 +347,7 @@ class ControlPlane:
             spec={"client": body.get("client")}, functions=[(t, f) for t, f in zip(tags, functions, strict=True)],
             now=now)
         await self.sources.ensure(sha)
+        self._forget_app(app.id, (workspace, name))
         if previous is not None:
             self.retire_app_pools(app.id, keep_version=version.version)
         await self._warm_pools(app.id, version.version, workspace)
@@ -324,6 +366,7 @@ class ControlPlane:
         if app is None:
             raise errors.NotFoundError(f"no app {app_ref!r}")
         await self.store.set_app_state(app.id, "stopped")
+        self._forget_app(app.id, (app.workspace, app.name))
         self.retire_app_pools(app.id)
         cancelled = 0
         for pool in list(self.dispatcher.pools.values()):
@@ -369,6 +412,7 @@ class ControlPlane:
             workspace, name, deployed=True, source_hash=target.source_hash, module=target.module,
             spec={**target.spec, "rollback_of": target.version},
             functions=[(str(f.spec["tag"]), f.spec) for f in fns], now=time.time())
+        self._forget_app(new_app.id, (workspace, name))
         self.retire_app_pools(new_app.id, keep_version=new_version.version)
         await self._warm_pools(new_app.id, new_version.version, workspace)
         return {"app_id": new_app.id, "name": name, "version": new_version.version,
@@ -448,7 +492,7 @@ class ControlPlane:
         call = await self.get_call_row(workspace, call_id)
         if call.cancelled:
             raise errors.ConflictError(f"call {call_id} was cancelled")
-        fn = await self.store.get_function(call.function_id)
+        fn = await self.function_row(call.function_id)
         assert fn is not None
         start = int(body.get("start_idx", 0))
         inputs = self._decode_inputs(body.get("inputs") or [], start, fn)
@@ -502,7 +546,7 @@ class ControlPlane:
 
     async def call_summary(self, call: CallRow) -> dict[str, Any]:
         counts = await self.store.call_counts(call.id)
-        fn = await self.store.get_function(call.function_id)
+        fn = await self.function_row(call.function_id)
         app_name = await self.app_name(fn.app_id) if fn else "?"
         pending = counts.get("QUEUED", 0) + counts.get("RUNNING", 0)
         state = "RUNNING" if counts.get("RUNNING") else ("QUEUED" if pending else _overall(counts))

@@ -10,7 +10,8 @@ from surge.server.auth import require_token
 from surge.server.controlplane import ControlPlane
 
 
-def plane(request: Request) -> ControlPlane:
+async def plane(request: Request) -> ControlPlane:
+    # async: a sync dependency would run on the thread pool, a thread hop on every request
     cp: ControlPlane = request.app.state.plane
     return cp
 
