@@ -516,7 +516,11 @@ class ControlPlane:
                 break
             counts = await self.store.call_counts(call_id)
             if not counts.get("QUEUED") and not counts.get("RUNNING"):
-                return {"outputs": [], "cursor": since, "done": True}
+                # everything ended — possibly just now, after the read above: read once more
+                rows = await self.store.outputs_since(call_id, since, limit=5000)
+                if not rows:
+                    return {"outputs": [], "cursor": since, "done": True}
+                break
             await Waiters.wait(ev, left)
         cursor = max([since] + [r.done_seq or 0 for r in rows])
         return {"outputs": [output_json(r) for r in rows], "cursor": cursor, "done": False}
