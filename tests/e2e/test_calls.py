@@ -247,7 +247,7 @@ def test_usage_is_metered_per_function(core: Any) -> None:
     while True:
         data = context.get_client().request("GET", "/v1/usage", params={"app": "e2e-core"})
         fn = data["by_function"].get("e2e-core::sleep_for")
-        if fn and fn["phases"].get("busy", {}).get("seconds", 0) >= 0.3 or time.monotonic() > deadline:
+        if (fn and fn["phases"].get("busy", {}).get("seconds", 0) >= 0.3) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert fn is not None
