@@ -510,3 +510,33 @@ def test_scale_up_is_immediate_and_down_waits() -> None:
 
 def test_doctests() -> None:
     assert doctest.testmod(surge.core.autoscaler).failed == 0
+
+
+# --- sizing by measured run time -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("queued", "mean_runtime", "target", "expected"), [
+    (20_000, None, 1, 20_000),     # unknown speed: one container per input (capped by max, not here)
+    (20_000, 0.0001, 1, 2),        # 2 s of work, drained in 1 s by 2 containers
+    (20_000, 0.0, 1, 1),           # instant: still one container while there is work
+    (1_000, 0.01, 1, 10),
+    (20, 1.0, 1, 20),              # slow functions: never more than one per input
+    (20, 5.0, 1, 20),
+    (40, 0.5, 4, 5),               # 20 s of work → 20 slots → 5 containers of 4
+    (0, 0.01, 1, 0),
+])
+def test_desired_sized_by_work(queued: int, mean_runtime: float | None, target: int, expected: int) -> None:
+    config = AutoscalerConfig(target_inputs=target, max_inputs=target)
+    d = decide(config, PoolView(queued=queued, containers=(), mean_runtime=mean_runtime), now=0.0)
+    assert d.desired == expected and d.start == expected
+
+
+def test_queue_drain_seconds_changes_the_size() -> None:
+    slow_drain = AutoscalerConfig(queue_drain_seconds=4.0)
+    d = decide(slow_drain, PoolView(queued=1_000, containers=(), mean_runtime=0.01), now=0.0)
+    assert d.desired == 3                                   # 10 s of work over 4 s
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "1"])
+def test_queue_drain_seconds_validated(bad: object) -> None:
+    with pytest.raises(InvalidError, match="queue_drain_seconds"):
+        AutoscalerConfig(queue_drain_seconds=bad)  # type: ignore[arg-type]

@@ -25,7 +25,14 @@ _STOP = object()
 
 
 class Outbox:
-    """Whoever finds the socket free sends everything queued so far (flat combining)."""
+    """Whoever finds the socket free sends everything queued so far (flat combining).
+
+    ``put(..., defer=True)`` (used while more inputs wait in this container) leaves the item for a
+    flusher that sends at most ``DEFER_SECONDS`` later, so a burst of short inputs leaves as one
+    frame instead of one frame per result; anything not deferred flushes at once, taking the
+    deferred items with it."""
+
+    DEFER_SECONDS = 0.002
 
     def __init__(self, conn: wire.BlockingConn) -> None:
         self.conn = conn
@@ -33,12 +40,27 @@ class Outbox:
         self._send = threading.Lock()
         self._items: list[dict[str, Any]] = []
         self._parts: list[bytes] = []
+        self._deferred = threading.Event()
+        threading.Thread(target=self._flusher, name="surge-outbox", daemon=True).start()
 
-    def put(self, item: dict[str, Any], data: bytes) -> None:
+    def put(self, item: dict[str, Any], data: bytes, *, defer: bool = False) -> None:
         with self._mu:
             self._items.append(item)
             self._parts.append(data)
-        self.flush()
+        if defer:
+            self._deferred.set()
+        else:
+            self.flush()
+
+    def _flusher(self) -> None:
+        while True:
+            self._deferred.wait()
+            time.sleep(self.DEFER_SECONDS)
+            self._deferred.clear()
+            try:
+                self.flush()
+            except OSError:
+                return
 
     def flush(self) -> None:
         while True:
@@ -78,12 +100,16 @@ class Container:
         with self._running_mu:
             self.running[meta["input_id"]] = meta["attempt"]
         if meta.get("notify_start"):
-            # it waited in our queue: the agent starts its timeout now
-            self.out.put({"kind": "started", "input_id": meta["input_id"], "attempt": meta["attempt"]}, b"")
+            # it waited in our queue: the agent starts its timeout now (within DEFER_SECONDS)
+            self.out.put({"kind": "started", "input_id": meta["input_id"], "attempt": meta["attempt"]}, b"",
+                         defer=True)
 
     def _end(self, meta: dict[str, Any]) -> None:
         with self._running_mu:
             self.running.pop(meta["input_id"], None)
+
+    def _more_queued(self) -> bool:
+        return not self.inbox.empty()
 
     def _result(self, meta: dict[str, Any], value: Any) -> None:
         base = {"kind": "result", "input_id": meta["input_id"], "attempt": meta["attempt"],
@@ -99,7 +125,7 @@ class Container:
                           "error": f"result is {len(data):,} bytes, over the limit of "
                                    f"{self.max_result_bytes:,}; write large outputs to a Volume"}, b"")
             return
-        self.out.put({**base, "status": "ok"}, data)
+        self.out.put({**base, "status": "ok"}, data, defer=self._more_queued())
 
     def _error(self, meta: dict[str, Any], exc: BaseException) -> None:
         data, summary, tb = serialization.serialize_exception(exc)

@@ -73,7 +73,8 @@ class Scaler:
                                     idle_since=h.idle_since, started_at=h.created_at)
                       for h in pool.containers.values())
         queued = len(pool.queue) + sum(1 for t, _, _ in pool.delayed if t <= now + 1.0)
-        decision = decide(self.config(pool), PoolView(queued=queued, containers=views), now)
+        decision = decide(self.config(pool), PoolView(queued=queued, containers=views,
+                                                       mean_runtime=pool.mean_runtime), now)
         for cid in decision.stop:
             h = pool.containers.get(cid)
             if h is not None:
