@@ -43,7 +43,7 @@ class Service:
             sys.path.insert(0, root)
         module = spec["module"]
         importlib.import_module(module)
-        app = find_app(spec.get("app"), module)
+        app = find_app(spec.get("code_app") or spec.get("app"), module)
         # calls made from inside the container go to the same app version
         app._function_ids = dict(spec.get("app_functions") or {})
         app._app_id = spec.get("app_id")

@@ -222,7 +222,9 @@ class App:
         client = context.get_client()
         client.put_blob(sha, archive)
         resp = client.create_app(app_name, deployed=deployed, source_hash=sha, module=sorted(modules)[0],
-                                 functions=[i.spec() for i in self._infos.values()])
+                                 # code_app: the App's name in the source, which containers look
+                                 # up (a deploy may publish it under another name)
+                                 functions=[{**i.spec(), "code_app": self.name} for i in self._infos.values()])
         return resp
 
     @contextlib.contextmanager
