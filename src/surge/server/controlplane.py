@@ -446,11 +446,13 @@ class ControlPlane:
                        idempotency_key=body.get("idempotency_key") or None, params=params, pool_key=pool_key,
                        input_count=len(inputs), expires_at=now + retention)
         pool = await self.pool(fn, pool_key, params, workspace)
+        wait = min(float(body.get("wait") or 0.0), 300.0)
+        if wait > 0:
+            self.dispatcher.watched.setdefault(call.id, [])
         call, rows, created = await self.store.create_call(call, inputs, now)
         if created:
             self.dispatcher.enqueue(pool, [Work.from_row(r, fn) for r in rows], now)
         result: dict[str, Any] = {"call_id": call.id, "input_ids": [r.id for r in rows], "created": created}
-        wait = min(float(body.get("wait") or 0.0), 300.0)
         if wait > 0:
             result["outputs"] = await self._wait_all(call.id, len(rows), wait)
         return result
@@ -472,14 +474,26 @@ class ControlPlane:
         return out
 
     async def _wait_all(self, call_id: str, count: int, wait: float) -> list[dict[str, Any]]:
+        """Outputs of a call's ``count`` inputs, waiting up to ``wait`` s. Completions written by the
+        dispatcher land in ``watched`` as well, so the usual case never reads the store back; other
+        endings (cancel, init failure, no capacity) wake us too, and then the store is read."""
         deadline = time.monotonic() + wait
-        while True:
-            ev = self.dispatcher.calls.event(call_id)
-            rows = await self.store.outputs_since(call_id, 0, limit=count)
-            left = deadline - time.monotonic()
-            if len(rows) >= count or left <= 0:
-                return [output_json(r) for r in rows]
-            await Waiters.wait(ev, left)
+        box = self.dispatcher.watched.get(call_id)
+        try:
+            read_store = box is None
+            while True:
+                ev = self.dispatcher.calls.event(call_id)
+                if box is not None and len(box) >= count:
+                    return [output_json(r) for r in box]
+                left = deadline - time.monotonic()
+                if read_store or left <= 0:
+                    rows = await self.store.outputs_since(call_id, 0, limit=count)
+                    if len(rows) >= count or left <= 0:
+                        return [output_json(r) for r in rows]
+                read_store = True
+                await Waiters.wait(ev, left)
+        finally:
+            self.dispatcher.watched.pop(call_id, None)
 
     async def get_call_row(self, workspace: str, call_id: str) -> CallRow:
         call = await self.store.get_call(call_id)

@@ -56,6 +56,7 @@ class Work:
     container_id: str | None = None
     method: str | None = None      # for @app.cls pools: which method this input calls
     pool_key: str = ""
+    started_at: float | None = None
 
     @classmethod
     def from_row(cls, row: InputRow, function: FunctionRow | None = None) -> Work:
@@ -133,6 +134,9 @@ class Dispatcher:
         self._seq = 0
         self.on_demand: Any = None     # set by the scaler: called with a pool that needs containers
         self._pending_outputs: list[tuple[ContainerHandle, list[tuple[dict[str, Any], bytes]], float]] = []
+        # calls whose submitter is waiting for the outputs: completed rows are kept here too, so the
+        # waiter answers from memory instead of reading back what was just written
+        self.watched: dict[str, list[InputRow]] = {}
         self._flusher: asyncio.Task[Any] | None = None
         self.stats: collections.Counter[str] = collections.Counter()
 
@@ -213,6 +217,7 @@ class Dispatcher:
         for w in claimed:
             w.attempt += 1
             w.container_id = target.id
+            w.started_at = now
             self.running[w.id] = w
         if not claimed:
             return
@@ -343,6 +348,9 @@ class Dispatcher:
                 self.stats[f"to_{t.to_state.value}"] += 1
                 if w is not None:
                     touched_calls.add(w.call_id)
+                    box = self.watched.get(w.call_id)
+                    if box is not None and t.to_state.terminal:
+                        box.append(_finished_row(w, t))
                 if t.input_id in retry_ids and w is not None:
                     requeue.setdefault(w.pool_key, []).append(w)
                 else:
@@ -518,6 +526,18 @@ class Dispatcher:
             self._after([t], applied, [retry] if retry else [])
             n += 1
         return n
+
+
+def _finished_row(w: Work, t: Transition) -> InputRow:
+    """The output row as the store now holds it, built from what was just written."""
+    s = t.set
+    return InputRow(id=w.id, call_id=w.call_id, idx=w.idx, function_id="", pool_key=w.pool_key,
+                    state=t.to_state, attempt=w.attempt, args=b"", created_at=0.0,
+                    user_failures=s.get("user_failures", w.user_failures),
+                    infra_failures=s.get("infra_failures", w.infra_failures), started_at=w.started_at,
+                    finished_at=time.time(), container_id=w.container_id, result=s.get("result"),
+                    terminal_reason=s.get("terminal_reason"), error_message=s.get("error_message"),
+                    exit_code=s.get("exit_code"), signal=s.get("signal"))
 
 
 def describe_exit(info: ExitInfo) -> str:
