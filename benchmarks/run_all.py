@@ -1,0 +1,63 @@
+"""Run every benchmark and print its table: warm-call latency, then map throughput.
+
+    .venv/bin/python benchmarks/run_all.py                    # full counts (several minutes)
+    .venv/bin/python benchmarks/run_all.py --quick            # small counts: a fast check
+    .venv/bin/python benchmarks/run_all.py --json bench.json  # also machine-readable results
+
+Each benchmark starts its own surge control plane on 127.0.0.1 with a temporary SURGE_HOME, and
+Ray (when ``import ray`` works; ``--no-ray`` skips it) only after surge has stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness
+import map_throughput
+import warm_call
+
+QUICK = {"calls": 200, "warmup": 50, "inputs": 2000, "map_warmup": 200}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = harness.parser(__doc__, warm_call.add_arguments, map_throughput.add_arguments)
+    p.add_argument("--quick", action="store_true",
+                   help=f"small counts for a fast check ({', '.join(f'{k}={v}' for k, v in QUICK.items())})")
+    p.add_argument("--only", choices=["warm_call", "map_throughput"], help="run one benchmark")
+    if "--quick" in (sys.argv[1:] if argv is None else argv):
+        p.set_defaults(**QUICK)     # explicit flags still win over --quick
+    args, before = harness.start(p, argv)
+    want = [b for b in ("warm_call", "map_throughput") if args.only in (None, b)]
+    # surge first, each on its own server; then one Ray session for both Ray parts, so Ray never
+    # competes with surge for the cores (and starts once: a second ray.init() is slow and flaky)
+    warm_rows: dict[str, Any] = {}
+    map_rows: dict[str, Any] = {}
+    if "warm_call" in want:
+        warm_rows["surge"] = warm_call.measure_surge(args.calls, args.warmup, args.time_limit)
+    if "map_throughput" in want:
+        map_rows.update(map_throughput.measure_surge(args.inputs, args.map_warmup, args.map_time_limit))
+    if not args.no_ray and harness.ray_available():
+        with harness.ray_session() as ray:
+            # the map first: the Serve replica of the warm-call row would hold one of Ray's 2 CPUs
+            if "map_throughput" in want:
+                map_rows["ray"] = map_throughput.measure_ray(ray, args.inputs, args.map_warmup,
+                                                             args.map_time_limit)
+            if "warm_call" in want:
+                warm_rows.update(warm_call.measure_ray(ray, args.calls, args.warmup, args.time_limit))
+    results: dict[str, Any] = {}
+    tables = []
+    if warm_rows:
+        results["warm_call"] = warm_call.finish(warm_rows, args.calls)
+        tables.append(warm_call.render(results["warm_call"]))
+    if map_rows:
+        results["map_throughput"] = map_throughput.finish(map_rows, args.inputs)
+        tables.append(map_throughput.render(results["map_throughput"]))
+    harness.publish(args, before, results, "\n\n".join(tables))
+
+
+if __name__ == "__main__":
+    main()
