@@ -1,7 +1,11 @@
 """``SqliteStore``: the default store, one SQLite file in WAL mode.
 
-All SQL runs on one dedicated thread holding the only connection, so the event loop never blocks
-on the database and writes need no locking beyond SQLite's own (``BEGIN IMMEDIATE``).
+Statements run on the event loop's own thread through a second connection whose busy timeout is
+tiny: a hand-off to another thread costs more than a short statement (measured: ~0.4–1 ms per
+round trip under load, against tens of µs of SQL). WAL readers never wait for writers; a write
+that finds the lock held (a checkpoint, another process) is handed to the dedicated SQL thread,
+which waits for it with the full busy timeout — so the loop never blocks for long on a lock.
+``:memory:`` databases, which cannot be shared by two connections, use only the thread.
 
 ```python
 store = SqliteStore("/tmp/surge.db")      # or ":memory:"
@@ -32,6 +36,9 @@ SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 # Rows per multi-row INSERT: ~30% faster than executemany for 1,000 inputs, and 64 x 24 columns
 # stays far below SQLite's 32,766 bound parameters.
 INSERT_CHUNK = 64
+# How long a write on the event loop may wait for SQLite's write lock before it is handed to the
+# SQL thread instead.
+INLINE_BUSY_MS = 20
 
 
 class SqliteStore(SqlStore):
@@ -44,6 +51,7 @@ class SqliteStore(SqlStore):
         self.synchronous = synchronous.upper()
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._inline: sqlite3.Connection | None = None   # used on the event loop's thread
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
@@ -55,11 +63,16 @@ class SqliteStore(SqlStore):
         try:
             await self._call(self._connect)
             await self._migrate()
+            if self.path != ":memory:" and not self.path.startswith("file::memory:"):
+                self._inline = self._new_connection(busy_timeout_ms=INLINE_BUSY_MS)
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -75,16 +88,33 @@ class SqliteStore(SqlStore):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _run(self, tx: Tx[T], *, write: bool) -> T:
+        conn = self._inline
+        if conn is not None:
+            cursor = conn.cursor()
+            if not write:
+                return drive(tx, functools.partial(_apply, cursor))
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                # the write lock is held: let the SQL thread wait for it, off the event loop
+            else:
+                return _finish(conn, cursor, tx)
         return await self._call(self._run_on_thread, tx, write)
 
-    def _connect(self) -> None:
+    def _new_connection(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                cached_statements=512)
         conn.row_factory = sqlite3.Row
-        for pragma in ("journal_mode = WAL", f"synchronous = {self.synchronous}", "busy_timeout = 5000",
-                       "foreign_keys = ON", "cache_size = -32768", "temp_store = MEMORY"):
+        for pragma in ("journal_mode = WAL", f"synchronous = {self.synchronous}",
+                       f"busy_timeout = {busy_timeout_ms}", "foreign_keys = ON", "cache_size = -32768",
+                       "temp_store = MEMORY"):
             conn.execute(f"PRAGMA {pragma}")
-        self._conn = conn
+        return conn
+
+    def _connect(self) -> None:
+        self._conn = self._new_connection(busy_timeout_ms=5000)
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -98,14 +128,24 @@ class SqliteStore(SqlStore):
         if not write:
             return drive(tx, functools.partial(_apply, cursor))
         cursor.execute("BEGIN IMMEDIATE")
-        try:
-            result = drive(tx, functools.partial(_apply, cursor))
-            cursor.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
-        return result
+        return _finish(conn, cursor, tx)
+
+
+def _finish(conn: sqlite3.Connection, cursor: sqlite3.Cursor, tx: Tx[T]) -> T:
+    """Drive a write transaction whose ``BEGIN IMMEDIATE`` succeeded, and commit it."""
+    try:
+        result = drive(tx, functools.partial(_apply, cursor))
+        cursor.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return result
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or \
+        "locked" in str(exc) or "busy" in str(exc)
 
 
 def _apply(cursor: sqlite3.Cursor, op: Op) -> Any:
