@@ -81,6 +81,11 @@ class Outbox:
     def send(self, header: dict[str, Any], body: bytes = b"") -> None:
         with self._send:
             self.conn.send(header, body)
+        # a put() that found the socket busy with this frame left its items to whoever held it
+        with self._mu:
+            pending = bool(self._items)
+        if pending:
+            self.flush()
 
 
 class Container:
