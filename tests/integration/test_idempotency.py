@@ -80,7 +80,10 @@ def test_a_retried_remote_gets_the_first_submissions_result(sdk: Client, integ: 
     first = sdk.request("POST", "/v1/calls", json={**ref(integ, "record"), **body})
     again = sdk.request("POST", "/v1/calls", json={**ref(integ, "record"), **body})
     assert again["created"] is False and again["call_id"] == first["call_id"]
-    assert again["outputs"] == first["outputs"] and len(first["outputs"]) == 1
+    def essentials(outputs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(o["input_id"], o["state"], o["result"], o["attempt"]) for o in outputs]
+
+    assert essentials(again["outputs"]) == essentials(first["outputs"]) and len(first["outputs"]) == 1
     assert serialization.loads(serialization.unb64(again["outputs"][0]["result"]) or b"") == "r"
     assert lines(runs) == ["r"]
 
