@@ -85,7 +85,7 @@ def _flat_routes(app: FastAPI) -> list[Any]:
         from fastapi.routing import iter_route_contexts
     except ImportError:   # older FastAPI copies routes into the app when including a router
         return list(app.routes)
-    return [rc.route if rc._route_context is None else rc for rc in iter_route_contexts(app.routes)]
+    return list(iter_route_contexts(app.routes))
 
 
 def inventory(app: FastAPI) -> list[Endpoint]:
