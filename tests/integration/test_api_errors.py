@@ -222,12 +222,6 @@ def test_create_app_with_options_json_that_does_not_parse(api: Any, source_sha: 
     assert "options" in msg
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: POST /v1/apps checks only that the options document has the right keys "
-    "(FunctionOptions.from_json), not its values: cpu='lots', timeout=-5 or max_inputs=0 are stored, "
-    "and a call to such a function stays QUEUED forever while the autoscale loop raises TypeError on "
-    "every tick. Fix: re-run the declaration-time checks (validate_options, validate_concurrency, "
-    "validate_batching) on the decoded options in create_app and answer 400."))
 @pytest.mark.parametrize("bad", [{"cpu": "lots"}, {"timeout": -5}, {"max_inputs": 0}, {"memory": None},
                                  {"gpu": {"types": ["NOPE"], "count": 1}}])
 def test_create_app_with_option_values_out_of_range(api: Any, source_sha: str, bad: dict[str, Any]) -> None:

@@ -329,3 +329,29 @@ def _name(name: str | None) -> str | None:
             f"name={name!r}: must be a non-empty string of letters, digits, '_', '-' and '.'"
         )
     return name
+
+
+def options_from_wire(d: Mapping[str, Any]) -> FunctionOptions:
+    """Options JSON sent by a client, checked as strictly as the decorator checks them: the server
+    must not store values (``cpu="lots"``, ``timeout=-5``) that no decorator would have accepted."""
+    if not isinstance(d, Mapping):
+        raise InvalidError(f"function options must be a JSON object, got {type(d).__name__}")
+    o = FunctionOptions.from_json(d)
+    gpu = None if o.gpu is None else [f"{t}:{o.gpu.count}" for t in o.gpu.types]
+    if o.memory_limit is None:
+        _whole("memory", o.memory, 1, MAX_MEMORY, "MiB")
+        memory: int | tuple[int, int] | None = None
+    else:
+        memory = (o.memory, o.memory_limit)
+    if not isinstance(o.retries, Retries):
+        raise InvalidError(f"retries={o.retries!r}: expected an object like {{\"max_retries\": 2, ...}}")
+    checked = validate_options(
+        gpu=gpu, cpu=o.cpu, memory=memory, timeout=o.timeout, startup_timeout=o.startup_timeout,
+        retries=o.retries, min_containers=o.min_containers, max_containers=o.max_containers,
+        buffer_containers=o.buffer_containers, scaledown_window=o.scaledown_window, env=o.env or None,
+        name=o.name, enable_memory_snapshot=o.enable_memory_snapshot)
+    if o.max_inputs != 1 or o.target_inputs is not None:
+        checked = checked.with_concurrency(o.max_inputs, o.target_inputs)
+    if o.batch_max_size is not None or o.batch_wait_ms is not None:
+        checked = checked.with_batching(o.batch_max_size, o.batch_wait_ms)  # type: ignore[arg-type]
+    return checked

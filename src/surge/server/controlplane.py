@@ -51,7 +51,7 @@ def output_json(row: InputRow) -> dict[str, Any]:
     return {"idx": row.idx, "input_id": row.id, "state": row.state.value, "result": b64(row.result),
             "reason": row.terminal_reason if row.state != InputState.SUCCEEDED else None,
             "message": message or None, "traceback": tb or None, "exit_code": row.exit_code,
-            "signal": row.signal, "attempt": row.attempt, "seq": row.done_seq,
+            "signal": row.signal, "attempt": row.attempt,
             "started_at": row.started_at, "finished_at": row.finished_at}
 
 
@@ -325,7 +325,7 @@ class ControlPlane:
         raise errors.NotFoundError(f"app {app_name!r} has no function {tag!r} (functions: {known})")
 
     async def create_app(self, workspace: str, body: dict[str, Any]) -> dict[str, Any]:
-        from surge.sdk.options import FunctionOptions
+        from surge.sdk.options import options_from_wire
 
         sha = str(body.get("source_hash", ""))
         if not self.blobs.exists(sha):
@@ -335,7 +335,10 @@ class ControlPlane:
         if not functions or len(set(tags)) != len(tags):
             raise errors.InvalidError("an app needs at least one function, each with a unique tag")
         for f in functions:
-            FunctionOptions.from_json(f.get("options") or {})   # InvalidError on malformed options
+            try:
+                options_from_wire(f.get("options") or {})      # as strict as the decorator
+            except errors.InvalidError as exc:
+                raise errors.InvalidError(f"function {f.get('tag')!r}: invalid options: {exc}") from None
         name = str(body.get("name") or "").strip()
         if not name:
             raise errors.InvalidError("the app needs a name")
@@ -449,7 +452,10 @@ class ControlPlane:
         wait = min(float(body.get("wait") or 0.0), 300.0)
         if wait > 0:
             self.dispatcher.watched.setdefault(call.id, [])
+        new_id_ = call.id
         call, rows, created = await self.store.create_call(call, inputs, now)
+        if not created:
+            self.dispatcher.watched.pop(new_id_, None)   # a replay: the first submission's call answers
         if created:
             self.dispatcher.enqueue(pool, [Work.from_row(r, fn) for r in rows], now)
         result: dict[str, Any] = {"call_id": call.id, "input_ids": [r.id for r in rows], "created": created}

@@ -288,7 +288,7 @@ class Dispatcher:
                 pool.mean_runtime = update_mean(pool.mean_runtime, max(0.0, float(meta["took"])))
             if status == "ok":
                 transitions.append(Transition(iid, (InputState.RUNNING,), InputState.SUCCEEDED, attempt,
-                                              {"result": data, "lease_expires_at": None}))
+                                              {"result": data, "lease_expires_at": None, "finished_at": now}))
             elif status == "too_large":
                 transitions.append(self._terminal(iid, attempt, TerminalReason.RESULT_TOO_LARGE,
                                                   meta.get("error", "result too large")))
@@ -304,7 +304,8 @@ class Dispatcher:
                   result: bytes | None = None, exit_code: int | None = None, signal: int | None = None,
                   traceback: str = "", from_states: tuple[InputState, ...] = (InputState.RUNNING,)) -> Transition:
         fields: dict[str, Any] = {"terminal_reason": reason.value, "error_message": _with_tb(message, traceback),
-                                  "lease_expires_at": None, "exit_code": exit_code, "signal": signal}
+                                  "lease_expires_at": None, "exit_code": exit_code, "signal": signal,
+                                  "finished_at": time.time()}
         if result is not None:
             fields["result"] = result
         return Transition(iid, from_states, terminal_state_for(reason), attempt, fields)
@@ -535,7 +536,7 @@ def _finished_row(w: Work, t: Transition) -> InputRow:
                     state=t.to_state, attempt=w.attempt, args=b"", created_at=0.0,
                     user_failures=s.get("user_failures", w.user_failures),
                     infra_failures=s.get("infra_failures", w.infra_failures), started_at=w.started_at,
-                    finished_at=time.time(), container_id=w.container_id, result=s.get("result"),
+                    finished_at=s.get("finished_at"), container_id=w.container_id, result=s.get("result"),
                     terminal_reason=s.get("terminal_reason"), error_message=s.get("error_message"),
                     exit_code=s.get("exit_code"), signal=s.get("signal"))
 
