@@ -143,3 +143,12 @@ def test_add_inputs_with_an_overlapping_start_idx_adds_only_new_indices(sdk: Cli
     assert add(2, ["2-late"]) == [ids[2]]
     time.sleep(0.5)
     assert sorted(lines(runs)) == ["0", "1", "2"]
+
+
+def test_a_key_reused_for_another_function_is_refused(sdk: Client, integ: Any, tmp_path: Path) -> None:
+    key = uuid.uuid4().hex
+    first = sdk.submit(ref(integ, "record"), "spawn", [args(str(tmp_path / "runs"), "a")], idempotency_key=key)
+    other = next(t for t in integ.app.registered_functions if t != "record")
+    with pytest.raises(surge.ConflictError, match="already used for call"):
+        sdk.submit(ref(integ, other), "spawn", [args(1)], idempotency_key=key)
+    surge.FunctionCall.from_id(first["call_id"]).get(timeout=30)

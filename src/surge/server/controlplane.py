@@ -456,6 +456,10 @@ class ControlPlane:
         call, rows, created = await self.store.create_call(call, inputs, now)
         if not created:
             self.dispatcher.watched.pop(new_id_, None)   # a replay: the first submission's call answers
+            if call.function_id != fn.id:
+                raise errors.ConflictError(
+                    f"idempotency_key {call.idempotency_key!r} was already used for call {call.id} to another "
+                    "function; use a new key for a new call")
         if created:
             self.dispatcher.enqueue(pool, [Work.from_row(r, fn) for r in rows], now)
         result: dict[str, Any] = {"call_id": call.id, "input_ids": [r.id for r in rows], "created": created}

@@ -21,6 +21,8 @@ async def containers(cp: Plane, ws: Workspace, all: bool = False,
     for r in rows:
         h = live.get(r.id)
         if h is not None:
+            r = cp.container_row(h)      # the stored row may lag the live container
+        if h is not None:
             tag = h.spec.function_tag
         else:
             fn = await cp.store.get_function(r.function_id)
