@@ -53,6 +53,12 @@ def _check_importable(obj: Any, what: str) -> None:
             "must be defined at the top level of a module (not nested inside a function, not a lambda)")
 
 
+def _with_concurrency(opts: FunctionOptions, obj: Any) -> FunctionOptions:
+    """Apply a ``@surge.concurrent`` placed on the function or class, if any."""
+    conc = getattr(obj, "__surge_concurrent__", None)
+    return opts.with_concurrency(*conc) if conc else opts
+
+
 class App:
     """A named group of functions and classes.
 
@@ -142,10 +148,7 @@ class App:
             if not callable(f):
                 raise errors.InvalidError(f"@app.function() decorates functions, got {type(f).__name__}")
             _check_importable(f, "function")
-            o = opts
-            conc = getattr(f, "__surge_concurrent__", None)
-            if conc:
-                o = o.with_concurrency(*conc)
+            o = _with_concurrency(opts, f)
             info = FunctionInfo.from_callable(f, o.name or f.__name__, o, _real_module_name(f))
             self._register(info)
             handle = Function(info, self)
@@ -166,10 +169,7 @@ class App:
             if not inspect.isclass(user_cls):
                 raise errors.InvalidError(f"@app.cls() decorates classes, got {type(user_cls).__name__}")
             _check_importable(user_cls, "class")
-            o = opts
-            conc = getattr(user_cls, "__surge_concurrent__", None)
-            if conc:
-                o = o.with_concurrency(*conc)
+            o = _with_concurrency(opts, user_cls)
             cls_name = o.name or user_cls.__name__
             module = _real_module_name(user_cls)
             methods: dict[str, FunctionInfo] = {}
