@@ -16,22 +16,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import batching
 import harness
 import map_throughput
 import warm_call
 
-QUICK = {"calls": 200, "warmup": 50, "inputs": 2000, "map_warmup": 200}
+QUICK = {"calls": 200, "warmup": 50, "inputs": 2000, "map_warmup": 200, "items": 2000, "unbatched_items": 200}
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = harness.parser(__doc__, warm_call.add_arguments, map_throughput.add_arguments)
+    p = harness.parser(__doc__, warm_call.add_arguments, map_throughput.add_arguments, batching.add_arguments)
     p.add_argument("--quick", action="store_true",
                    help=f"small counts for a fast check ({', '.join(f'{k}={v}' for k, v in QUICK.items())})")
-    p.add_argument("--only", choices=["warm_call", "map_throughput"], help="run one benchmark")
+    p.add_argument("--only", choices=["warm_call", "map_throughput", "batching"], help="run one benchmark")
     if "--quick" in (sys.argv[1:] if argv is None else argv):
         p.set_defaults(**QUICK)     # explicit flags still win over --quick
     args, before = harness.start(p, argv)
-    want = [b for b in ("warm_call", "map_throughput") if args.only in (None, b)]
+    want = [b for b in ("warm_call", "map_throughput", "batching") if args.only in (None, b)]
     # surge first, each on its own server; then one Ray session for both Ray parts, so Ray never
     # competes with surge for the cores (and starts once: a second ray.init() is slow and flaky)
     warm_rows: dict[str, Any] = {}
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     if map_rows:
         results["map_throughput"] = map_throughput.finish(map_rows, args.inputs)
         tables.append(map_throughput.render(results["map_throughput"]))
+    if "batching" in want:
+        rows = batching.measure(args.items, args.unbatched_items, args.batch_time_limit)
+        text, ratio = batching.render(rows)
+        results["batching"] = {"rows": rows, "ratio": ratio}
+        tables.append(text)
     harness.publish(args, before, results, "\n\n".join(tables))
 
 

@@ -30,7 +30,7 @@ from surge.sdk.app import App, in_container
 from surge.sdk.call import FunctionCall, gather
 from surge.sdk.cls import Cls
 from surge.sdk.function import Function
-from surge.sdk.partial import concurrent, enter, exit, method, parameter
+from surge.sdk.partial import batched, concurrent, enter, exit, method, parameter
 from surge.sdk.secret import Secret
 
 __version__ = "0.1.0"
@@ -63,6 +63,7 @@ __all__ = [
     "TooLargeError",
     "UnavailableError",
     "__version__",
+    "batched",
     "concurrent",
     "current_function_call_id",
     "current_input_id",

@@ -227,6 +227,67 @@ class Container:
             except OSError:
                 return
 
+    # -- batches (@surge.batched) ---------------------------------------------------------------
+    def serve_batches(self, max_size: int, wait: float) -> None:
+        """Collect up to ``max_size`` inputs, or what arrived within ``wait`` of the first, and run
+        them as one call."""
+        stop = False
+        while not stop:
+            meta, payload = self.inbox.get()
+            if payload is _STOP:
+                return
+            batch = [(meta, payload)]
+            deadline = time.monotonic() + wait
+            while len(batch) < max_size:
+                left = deadline - time.monotonic()
+                try:
+                    item = self.inbox.get(timeout=left) if left > 0 else self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item[1] is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self.run_batch(batch)
+
+    def run_batch(self, batch: list[tuple[dict[str, Any], bytes]]) -> None:
+        metas = [m for m, _ in batch]
+        for m in metas:
+            self._begin(m)
+        try:
+            target = self.service.target(None)
+            calls = [serialization.deserialize_args(p) for _, p in batch]
+            width = {len(a) for a, _ in calls}
+            keys = {tuple(sorted(k)) for _, k in calls}
+            if len(width) != 1 or len(keys) != 1:
+                raise TypeError("every input of a batch must pass the same arguments (positional count "
+                                "and keyword names)")
+            n_args, names = width.pop(), keys.pop()
+            columns = [[a[i] for a, _ in calls] for i in range(n_args)]
+            kw_columns = {name: [k[name] for _, k in calls] for name in names}
+            t0 = time.perf_counter()
+            out = target.fn(*columns, **kw_columns)
+            if target.is_async:
+                out = asyncio.run(out)
+            took = (time.perf_counter() - t0) / len(batch)
+            if not isinstance(out, list | tuple) or len(out) != len(batch):
+                got = f"{len(out)} results" if isinstance(out, list | tuple) else f"a {type(out).__name__}"
+                raise ValueError(f"the batched function returned {got} for a batch of {len(batch)} inputs; "
+                                 "it must return a list with one result per input, in order")
+        except Exception as exc:
+            for m in metas:
+                self._error(m, exc)
+        else:
+            for m, value in zip(metas, out, strict=True):
+                m["took"] = took
+                if isinstance(value, BaseException):
+                    self._error(m, value)    # one item failed, the others succeeded
+                else:
+                    self._result(m, value)
+        finally:
+            for m in metas:
+                self._end(m)
+
     # -- main loops ----------------------------------------------------------------------------
     def serve_sync(self) -> None:
         n = self.service.max_inputs
@@ -285,7 +346,12 @@ def main() -> None:
         os._exit(3)
     phases.update(service.phases)
     c = Container(conn, service, int(header.get("max_result_bytes", 256 << 20)))
-    if service.any_async:
+    if service.batch is not None:
+        _spawn(c.reader, "surge-reader")
+        _spawn(c.heartbeat, "surge-heartbeat")
+        c.out.send({"t": "ready", "phases": phases})
+        c.serve_batches(*service.batch)
+    elif service.any_async:
         _spawn(c.reader, "surge-reader")
         _spawn(c.heartbeat, "surge-heartbeat")
 

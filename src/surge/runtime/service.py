@@ -29,6 +29,7 @@ class Service:
     instance: Any = None
     max_inputs: int = 1
     phases: dict[str, float] = field(default_factory=dict)
+    batch: tuple[int, float] | None = None   # (max_batch_size, wait seconds) for @surge.batched
 
     @property
     def any_async(self) -> bool:
@@ -65,7 +66,11 @@ class Service:
         info = app._infos.get(spec["tag"])
         if info is None or info.raw is None:
             raise errors.NotFoundError(f"function {spec['tag']!r} is not defined in module {module!r}")
-        return cls({"": Target(info.raw, info.is_generator, info.is_async)}, None, max_inputs, phases)
+        opts = spec.get("options", {})
+        batch = None
+        if opts.get("batch_max_size"):
+            batch = (int(opts["batch_max_size"]), float(opts.get("batch_wait_ms") or 0) / 1000.0)
+        return cls({"": Target(info.raw, info.is_generator, info.is_async)}, None, max_inputs, phases, batch)
 
     def target(self, method: str | None) -> Target:
         t = self.targets.get(method or "")

@@ -149,6 +149,12 @@ class App:
                 raise errors.InvalidError(f"@app.function() decorates functions, got {type(f).__name__}")
             _check_importable(f, "function")
             o = _with_concurrency(opts, f)
+            batch = getattr(f, "__surge_batched__", None)
+            if batch:
+                if getattr(f, "__surge_concurrent__", None):
+                    raise errors.InvalidError(f"{f.__name__}: @surge.batched and @surge.concurrent cannot be "
+                                              "combined; a batch already runs many inputs at once")
+                o = o.with_batching(*batch)
             info = FunctionInfo.from_callable(f, o.name or f.__name__, o, _real_module_name(f))
             self._register(info)
             handle = Function(info, self)
@@ -174,6 +180,9 @@ class App:
             module = _real_module_name(user_cls)
             methods: dict[str, FunctionInfo] = {}
             for attr, value in vars(user_cls).items():
+                if callable(value) and hasattr(value, "__surge_batched__"):
+                    raise errors.InvalidError(f"{user_cls.__name__}.{attr}: @surge.batched is supported on "
+                                              "@app.function functions, not yet on class methods")
                 if callable(value) and hasattr(value, "__surge_method__"):
                     info = FunctionInfo.from_callable(value, f"{cls_name}.{attr}", o, module,
                                                       cls_name=cls_name, method_name=attr)

@@ -46,6 +46,37 @@ def concurrent(_f: Any = None, *, max_inputs: int | None = None,
     return deco
 
 
+def batched(_f: Any = None, *, max_batch_size: int | None = None,
+            wait_ms: int | None = None) -> Callable[[F], F]:
+    """Run inputs in batches: the function takes lists (one per parameter) and returns a list of
+    the same length; callers still send single items. A batch runs when it has ``max_batch_size``
+    inputs or ``wait_ms`` after its first. Return an exception instance to fail one item.
+
+    >>> @app.function()
+    ... @surge.batched(max_batch_size=64, wait_ms=10)
+    ... def embed(texts: list[str]) -> list[list[float]]: ...
+    """
+    from surge.sdk.options import validate_batching
+
+    if _f is not None:
+        raise InvalidError("@surge.batched needs arguments: @surge.batched(max_batch_size=N, wait_ms=M) "
+                           "(did you forget parentheses?)")
+    if max_batch_size is None or wait_ms is None:
+        raise InvalidError("@surge.batched(max_batch_size=..., wait_ms=...) needs both: the largest batch "
+                           "(1..1000 inputs) and how long to wait for it to fill (0..600000 ms)")
+    size, wait = validate_batching(max_batch_size, wait_ms)
+
+    def deco(f: F) -> F:
+        import inspect
+
+        if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
+            raise InvalidError(f"@surge.batched cannot wrap the generator function {f.__name__}")
+        f.__surge_batched__ = (size, wait)  # type: ignore[attr-defined]
+        return f
+
+    return deco
+
+
 def enter(_f: Any = None, *, snap: bool = False) -> Callable[[F], F]:
     """Run a method once per container before it takes inputs. ``snap=True`` hooks run before a
     memory snapshot is taken (their state is shared by every forked container)."""

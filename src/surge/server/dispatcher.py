@@ -185,6 +185,9 @@ class Dispatcher:
         self._assign_scheduled.discard(pool.key)
         try:
             depth = prefetch_depth(max_inputs=pool.options.max_inputs, mean_runtime=pool.mean_runtime)
+            if pool.options.batch_max_size:
+                # a batch can only fill from inputs the container holds: room for two batches
+                depth = max(depth, 2 * pool.options.batch_max_size - pool.options.max_inputs)
             for c in pool.containers.values():
                 c.prefetch = depth
             while pool.queue:
