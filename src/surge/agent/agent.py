@@ -230,7 +230,6 @@ class LocalAgent:
     async def _finish(self, h: ContainerHandle, rc: int | None) -> None:
         if h.state == ContainerState.STOPPED:
             return
-        prev_live = h.live
         h.state = ContainerState.STOPPED
         self.usage = release(self.usage, h.spec.resources, h.spec.placement)
         self.containers.pop(h.id, None)
@@ -246,7 +245,6 @@ class LocalAgent:
         h.inflight.clear()
         if h.writer is not None:
             h.writer.close()
-        del prev_live
         self.listener.on_state(h, "stopped", time.time())
         h.exited.set()
         try:

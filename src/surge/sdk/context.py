@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from surge.config import Settings
 
@@ -50,9 +50,3 @@ def get_client() -> Client:
         if _client is None:
             _client = Client(server.url, server.token)
         return _client
-
-
-def current_input() -> dict[str, Any] | None:
-    from surge.runtime import current
-
-    return current.get_current_input()

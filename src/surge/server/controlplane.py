@@ -15,7 +15,7 @@ from surge.agent.agent import ContainerHandle, ExitInfo, LaunchSpec, LocalAgent
 from surge.agent.inventory import build_inventory
 from surge.core.models import CallKind, InputState, TerminalReason
 from surge.core.placement import Placement
-from surge.core.retries import decide_retry
+from surge.core.retries import Retries, decide_retry
 from surge.ids import new_id
 from surge.server import loops
 from surge.server.config import ServerConfig
@@ -72,7 +72,6 @@ class ControlPlane:
         self._usage_buffer: list[UsageEvent] = []
         self._dirty_containers: dict[str, ContainerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._app_cache: dict[str, tuple[str, str]] = {}     # app_id -> (workspace, name)
         self._functions: dict[str, FunctionRow] = {}
         self._apps: dict[str, AppRow] = {}
         self._by_name: dict[tuple[str, str], tuple[AppRow | None, list[FunctionRow]]] = {}
@@ -111,7 +110,7 @@ class ControlPlane:
         running = await self.store.inputs_in_state([InputState.RUNNING])
         transitions = []
         for r in running:
-            d = decide_retry(_zero_retries(), TerminalReason.WORKER_LOST, user_failures=r.user_failures,
+            d = decide_retry(Retries(max_retries=0), TerminalReason.WORKER_LOST, user_failures=r.user_failures,
                              infra_failures=r.infra_failures)
             if d.retry:
                 transitions.append(Transition(r.id, (InputState.RUNNING,), InputState.QUEUED, r.attempt,
@@ -169,7 +168,7 @@ class ControlPlane:
 
     async def _launch_spec(self, pool: Pool, container_id: str, placement: Placement) -> LaunchSpec:
         fn = pool.function
-        app = await self.store.get_app(fn.app_id)
+        app = await self.app_row(fn.app_id)
         version = await self.store.get_version(fn.app_id, fn.version)
         if app is None or version is None:
             raise errors.NotFoundError(f"app version {fn.app_id} v{fn.version} is gone")
@@ -293,13 +292,8 @@ class ControlPlane:
 
     # -- operations (called by routes) -------------------------------------------------------
     async def app_name(self, app_id: str) -> str:
-        cached = self._app_cache.get(app_id)
-        if cached is None:
-            app = await self.store.get_app(app_id)
-            if app is None:
-                return app_id
-            cached = self._app_cache[app_id] = (app.workspace, app.name)
-        return cached[1]
+        app = await self.app_row(app_id)
+        return app.name if app is not None else app_id
 
     async def resolve_function(self, workspace: str, body: dict[str, Any]) -> FunctionRow:
         if body.get("function_id"):
@@ -617,9 +611,4 @@ def _overall(counts: dict[str, int]) -> str:
             return s
     return "SUCCEEDED" if counts else "QUEUED"
 
-
-def _zero_retries() -> Any:
-    from surge.core.retries import Retries
-
-    return Retries(max_retries=0)
 

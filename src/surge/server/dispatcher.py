@@ -81,8 +81,6 @@ class Pool:
     init_failures: int = 0
     start_blocked_until: float = 0.0
     retired: bool = False          # an old version or a stopped app: drain, start nothing new
-    last_activity: float = field(default_factory=time.time)
-    no_capacity: str | None = None
     mean_runtime: float | None = None     # EWMA of input run times (drives prefetch)
 
     @property
@@ -158,7 +156,6 @@ class Dispatcher:
                 heapq.heappush(pool.delayed, (w.next_run_at, self._seq, w))
             else:
                 pool.queue.append(w)
-        pool.last_activity = now
         self.kick(pool)
 
     def kick(self, pool: Pool) -> None:
@@ -270,7 +267,6 @@ class Dispatcher:
             applied = await self.store.transition(transitions, now)
             self._after(transitions, applied, retry_works)
         for pool in touched.values():
-            pool.last_activity = now
             self.kick(pool)
 
     def _collect(self, pool: Pool | None, items: list[tuple[dict[str, Any], bytes]], now: float,
@@ -426,7 +422,7 @@ class Dispatcher:
                 message = (f"container did not become ready within startup_timeout="
                            f"{pool.options.startup_timeout:g} s (imports and @enter hooks)")
             else:
-                message = describe_exit(info) + (f"\n{info.stderr_tail}" if info.stderr_tail else "")
+                message = describe_exit(info) + _tail(info)
         works = list(pool.queue)
         pool.queue.clear()
         transitions: list[Transition] = []

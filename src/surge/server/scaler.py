@@ -121,11 +121,9 @@ class Scaler:
         if placement is None:
             reason = never_fits(request, [inventory])
             if reason is not None:
-                pool.no_capacity = reason
                 await self.dispatcher.fail_queued(pool, TerminalReason.NO_CAPACITY, reason)
             self._evict_idle_for(pool)
             return None   # fits once something else stops: the inputs wait in the queue
-        pool.no_capacity = None
         spec = await self._launch_spec(pool, new_id("ct"), placement)
         h: ContainerHandle = await self.agent.launch(spec)
         if h.live:
