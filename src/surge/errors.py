@@ -14,7 +14,7 @@ Error                         base of everything surge raises
 ├── ExecutionError            the input ended without a result: crash, OOM, timeout, cancel
 │   ├── FunctionTimeoutError  attempt ran past ``timeout``                      (TIMED_OUT)
 │   ├── InputCancelledError   the call was cancelled                             (CANCELLED)
-│   └── OutputExpiredError    the result passed its retention                    (EXPIRED)
+│   └── OutputExpiredError    the result passed its retention                    (EXPIRED, HTTP 410)
 └── ConnectionError           the control plane could not be reached
 ```
 
@@ -120,12 +120,13 @@ STATUS_FOR: dict[type[Error], int] = {
     TooLargeError: 413,
     UnavailableError: 503,
     TimeoutError: 504,
+    OutputExpiredError: 410,
 }
 
 ERROR_FOR_CODE: dict[str, type[Error]] = {
     cls.code: cls
     for cls in (InvalidError, AuthError, NotFoundError, ConflictError, TooLargeError,
-                UnavailableError, TimeoutError)
+                UnavailableError, TimeoutError, OutputExpiredError)
 }
 
 

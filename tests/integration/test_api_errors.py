@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from surge import FunctionCall, OutputExpiredError
+from surge.ids import new_id
 from surge.sdk import source
+from surge.sdk.client import Client
 from surge.sdk.options import validate_options
 from surge.server.routes import blobs
 from tests.integration.conftest import InProcess
@@ -266,3 +270,18 @@ def test_openapi_documents_every_v1_route(api: Any, in_process: InProcess) -> No
     assert served <= documented, f"undocumented: {sorted(served - documented)}"
     submit = schema["paths"]["/v1/calls"]["post"]
     assert "requestBody" in submit and submit.get("description")
+
+
+def test_unknown_recent_call_is_not_found(api: Any) -> None:
+    assert "no call" in error_of(api("GET", f"/v1/calls/{new_id('fc')}/outputs"), 404)
+
+
+def test_call_older_than_its_retention_is_expired_not_missing(api: Any, sdk: Client) -> None:
+    """A call id carries its creation time: past the retention its absence means it was purged."""
+    old = f"fc-{int((time.time() - 8 * 86400) * 1000):x}-{'0' * 16}"
+    resp = api("GET", f"/v1/calls/{old}/outputs")
+    assert resp.status_code == 410
+    assert resp.json()["error"]["code"] == "expired"
+    assert "retention" in resp.json()["error"]["message"]
+    with pytest.raises(OutputExpiredError, match="retention"):
+        FunctionCall.from_id(old).get(timeout=1)

@@ -16,7 +16,7 @@ from surge.agent.inventory import build_inventory
 from surge.core.models import CallKind, InputState, TerminalReason
 from surge.core.placement import Placement
 from surge.core.retries import Retries, decide_retry
-from surge.ids import new_id
+from surge.ids import created_at, new_id
 from surge.server import loops
 from surge.server.config import ServerConfig
 from surge.server.dispatcher import TRACEBACK_MARK, Dispatcher, Pool, Waiters, Work
@@ -502,6 +502,12 @@ class ControlPlane:
     async def get_call_row(self, workspace: str, call_id: str) -> CallRow:
         call = await self.store.get_call(call_id)
         if call is None or call.workspace != workspace:
+            made = created_at(call_id)
+            if call is None and made is not None and time.time() - made > self.config.call_retention:
+                raise errors.OutputExpiredError(
+                    f"call {call_id!r} is gone: its results passed their retention (spawned calls "
+                    f"{self.config.result_retention / 86400:g} days, others "
+                    f"{self.config.call_retention / 86400:g} days)", reason="EXPIRED")
             raise errors.NotFoundError(f"no call {call_id!r} (results are kept "
                                        f"{self.config.result_retention / 86400:g} days after a spawn)")
         return call
