@@ -4,9 +4,11 @@
 Error                         base of everything surge raises
 ├── InvalidError              bad option, bad argument, bad request body        (HTTP 400/422)
 ├── AuthError                 missing or wrong token                            (HTTP 401)
+├── ForbiddenError            the token's role does not allow it                 (HTTP 403)
 ├── NotFoundError             unknown app, function, call, container            (HTTP 404)
 ├── ConflictError             state does not allow it (e.g. no previous version) (HTTP 409)
 ├── TooLargeError             a payload or result over its limit                 (HTTP 413)
+├── RateLimitedError          too many requests, or the function's queue is full (HTTP 429)
 ├── UnavailableError          server starting, store busy, no capacity          (HTTP 503)
 ├── TimeoutError              a wait ran out (FunctionCall.get(timeout=))        (HTTP 504)
 ├── RemoteError               the function raised; carries the remote traceback
@@ -46,6 +48,12 @@ class AuthError(Error):
     code = "auth"
 
 
+class ForbiddenError(Error):
+    """The token is valid but its role may not do this (e.g. a member creating a workspace)."""
+
+    code = "forbidden"
+
+
 class NotFoundError(Error):
     code = "not_found"
 
@@ -56,6 +64,17 @@ class ConflictError(Error):
 
 class TooLargeError(Error):
     code = "too_large"
+
+
+class RateLimitedError(Error):
+    """Too many requests for the token, or too many queued inputs for the function; retry after
+    ``retry_after`` seconds (the ``Retry-After`` header)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
 
 
 class UnavailableError(Error):
@@ -115,9 +134,11 @@ class OutputExpiredError(ExecutionError):
 STATUS_FOR: dict[type[Error], int] = {
     InvalidError: 400,
     AuthError: 401,
+    ForbiddenError: 403,
     NotFoundError: 404,
     ConflictError: 409,
     TooLargeError: 413,
+    RateLimitedError: 429,
     UnavailableError: 503,
     TimeoutError: 504,
     OutputExpiredError: 410,
@@ -125,8 +146,8 @@ STATUS_FOR: dict[type[Error], int] = {
 
 ERROR_FOR_CODE: dict[str, type[Error]] = {
     cls.code: cls
-    for cls in (InvalidError, AuthError, NotFoundError, ConflictError, TooLargeError,
-                UnavailableError, TimeoutError, OutputExpiredError)
+    for cls in (InvalidError, AuthError, ForbiddenError, NotFoundError, ConflictError, TooLargeError,
+                RateLimitedError, UnavailableError, TimeoutError, OutputExpiredError)
 }
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import struct
 from collections.abc import Sequence
@@ -30,6 +31,12 @@ from typing import Any
 
 _LEN = struct.Struct(">II")
 MAX_FRAME = 1 << 31
+
+
+def web_socket_path(run_dir: str, container_id: str) -> str:
+    """Where a container serves its web endpoint over HTTP (``surge.runtime.web``); the gateway
+    (``surge.server.gateway``) connects there."""
+    return os.path.join(run_dir, f"web-{container_id}.sock")
 
 
 def encode(header: dict[str, Any], body: bytes = b"") -> bytes:

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from surge import wire
 from surge.agent import launcher
 from surge.agent.limits import CgroupGroup, MemoryLimiter
+from surge.agent.mounts import MountPlan
+from surge.agent.starts import StartAborted, StartPaths
 from surge.core.models import ContainerState, NodeInventory, NodeUsage, Resources
 from surge.core.placement import Placement, allocate, release
 
@@ -45,6 +47,9 @@ class LaunchSpec:
     startup_timeout: float
     memory_limit_mib: int | None
     max_result_bytes: int
+    python: str | None = None         # the image's interpreter (None: the agent's own)
+    mounts: MountPlan | None = None   # volumes, image files, working directory (surge.agent.mounts)
+    requested_at: float | None = None  # when the scaler set out to place it (the "placement" phase)
 
 
 @dataclass
@@ -72,17 +77,20 @@ class ContainerHandle:
     spec: LaunchSpec
     created_at: float
     state: ContainerState = ContainerState.STARTING
-    proc: asyncio.subprocess.Process | None = None
+    proc: launcher.ContainerProcess | None = None
     writer: asyncio.StreamWriter | None = None
     ready_at: float | None = None
     idle_since: float | None = None
     inflight: dict[str, Inflight] = field(default_factory=dict)
     reserved: int = 0
+    requests: int = 0              # web requests being proxied to it (server/gateway.py)
     prefetch: int = 0              # inputs it may hold beyond max_inputs (set by the dispatcher)
     kill_reason: str | None = None
     timed_out: set[str] = field(default_factory=set)
     init_error: tuple[str, str, bytes] | None = None
-    phases: dict[str, float] = field(default_factory=dict)
+    # start-up phases in seconds, plus "start" (fresh | template | snapshot | zygote) and, when a
+    # snapshot was wanted but not used, "fallback" (why)
+    phases: dict[str, float | str] = field(default_factory=dict)
     cgroup: CgroupGroup | None = None
     inputs_done: int = 0
     stderr_tail: list[str] = field(default_factory=list)
@@ -104,7 +112,7 @@ class ContainerHandle:
     def free_slots(self) -> int:
         if self.state not in (ContainerState.IDLE, ContainerState.BUSY) or self.writer is None:
             return 0
-        return max(0, self.spec.max_inputs + self.prefetch - len(self.inflight) - self.reserved)
+        return max(0, self.spec.max_inputs + self.prefetch - len(self.inflight) - self.reserved - self.requests)
 
 
 class Listener(Protocol):
@@ -131,12 +139,14 @@ class LocalAgent:
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.limiter = MemoryLimiter(os.path.basename(self._run_dir))
+        self.starts = StartPaths(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._on_connect, path=self.socket_path,
                                                        limit=1 << 20)
         self._timer = asyncio.create_task(self._deadlines())
+        await self.starts.start()
 
     async def close(self) -> None:
         if self._timer:
@@ -147,6 +157,7 @@ class LocalAgent:
         if waits:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), timeout=5.0)
+        await self.starts.close()
         if self._server:
             self._server.close()
         for t in list(self._tasks):
@@ -166,11 +177,7 @@ class LocalAgent:
         return t
 
     # -- launching -----------------------------------------------------------------------------
-    async def launch(self, spec: LaunchSpec) -> ContainerHandle:
-        now = time.time()
-        h = ContainerHandle(spec=spec, created_at=now)
-        self.containers[spec.container_id] = h
-        self.usage = allocate(self.usage, spec.resources, spec.placement)
+    def container_env(self, spec: LaunchSpec) -> dict[str, str]:
         env = dict(os.environ)
         env.update(spec.env)
         visible = ",".join(str(i) for i in spec.placement.gpu_indices)
@@ -182,26 +189,63 @@ class LocalAgent:
             "NVIDIA_VISIBLE_DEVICES": visible or "void",
             "SURGE_GPU_TYPE": spec.placement.gpu_type or "",
         })
+        return env
+
+    # -- memory snapshots (the scaler keeps one per snapshot pool; agent/starts.py builds them) --
+    def snapshot_wanted(self, pool_key: str) -> bool:
+        return self.starts.wanted(pool_key)
+
+    def prepare_snapshot(self, spec: LaunchSpec) -> None:
+        self.starts.prepare(spec)
+
+    def snapshot_keys(self) -> list[str]:
+        return list(self.starts.snapshots)
+
+    def drop_snapshot(self, pool_key: str) -> None:
+        self.starts.drop(pool_key)
+
+    async def launch(self, spec: LaunchSpec) -> ContainerHandle:
+        now = time.time()
+        h = ContainerHandle(spec=spec, created_at=now)
+        if spec.requested_at is not None:
+            h.phases["placement"] = max(0.0, now - spec.requested_at)
+        self.containers[spec.container_id] = h
+        self.usage = allocate(self.usage, spec.resources, spec.placement)
         if spec.memory_limit_mib:
             h.cgroup = self.limiter.create(spec.container_id, spec.memory_limit_mib)
         self.listener.on_state(h, "started", now)
+        if self.starts.must_wait(spec):
+            self._task(self._start(h))     # its snapshot is being built: the scaler need not wait
+        else:
+            await self._start(h)
+        return h
+
+    async def _start(self, h: ContainerHandle) -> None:
+        """Start the process by the fastest path there is (``agent.starts``), then watch it."""
+        t0 = time.time()
         try:
-            h.proc = await launcher.spawn(env, cgroup_procs=h.cgroup.procs_file() if h.cgroup else None,
-                                          memory_limit_mib=spec.memory_limit_mib)
+            h.proc = await self.starts.start_process(h, self.container_env(h.spec),
+                                                     h.cgroup.procs_file() if h.cgroup else None)
+        except StartAborted:
+            await self._finish(h, None)
+            return
         except Exception as exc:
-            log.exception("could not start container %s", spec.container_id)
+            log.exception("could not start container %s", h.id)
             h.init_error = (f"could not start the container process: {exc}", "", b"")
             self._task(self._finish(h, None))
-            return h
-        h.phases["spawn"] = time.time() - now
+            return
+        h.phases["spawn"] = time.time() - t0
+        if h.state in (ContainerState.STOPPING, ContainerState.STOPPED):   # stopped while being forked
+            launcher.signal_group(h.proc.pid, launcher.SIGKILL)
         self._task(self._watch(h))
-        return h
 
     async def _watch(self, h: ContainerHandle) -> None:
         assert h.proc is not None and h.proc.stdout is not None and h.proc.stderr is not None
         readers = [self._task(self._pump(h, h.proc.stdout, "stdout")),
                    self._task(self._pump(h, h.proc.stderr, "stderr"))]
         rc = await h.proc.wait()
+        if rc is None and h.kill_reason is None:
+            h.kill_reason = "LOST"      # forked by a zygote that died first: how it ended is unknown
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), timeout=2.0)
         await self._finish(h, rc)
@@ -294,7 +338,7 @@ class LocalAgent:
                     del h.inflight[meta["input_id"]]
                     h.inputs_done += 1
                 items.append((meta, data))
-            if not h.inflight and h.state == ContainerState.BUSY:
+            if not h.inflight and not h.requests and h.state == ContainerState.BUSY:
                 h.state = ContainerState.IDLE
                 h.idle_since = now
                 self.listener.on_state(h, "idle", now)
@@ -317,6 +361,8 @@ class LocalAgent:
         if h.writer is None or not h.live or h.state == ContainerState.STARTING:
             return False
         now = time.time()
+        if "first_input" not in h.phases:
+            h.phases["first_input"] = now - h.created_at
         running = sum(1 for f in h.inflight.values() if f.started is not None)
         for meta, _ in items:
             t = meta.get("timeout")
@@ -358,6 +404,10 @@ class LocalAgent:
         if h.proc is not None:
             launcher.signal_group(h.proc.pid, launcher.SIGTERM)
             self._task(self._kill_later(h, self.kill_grace if grace is None else grace, launcher.SIGKILL))
+        else:
+            # no process yet (waiting for its snapshot, or being forked): it ends now; a process
+            # that still appears is killed by _start
+            self._task(self._finish(h, None))
 
     async def _kill_later(self, h: ContainerHandle, delay: float, sig: int) -> None:
         try:

@@ -8,6 +8,10 @@ import logging
 import os
 import resource
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from surge.agent.mounts import MountPlan
 
 log = logging.getLogger("surge.agent.limits")
 
@@ -129,8 +133,11 @@ class MemoryLimiter:
                 pass
 
 
-def preexec(cgroup_procs: str | None, limit_mib: int | None) -> None:
-    """Runs in the child between fork and exec: join the cgroup, or cap the data segment."""
+def preexec(cgroup_procs: str | None, limit_mib: int | None, mounts: MountPlan | None = None) -> None:
+    """Runs in the child between fork and exec: its mount namespace (volumes, image files, working
+    directory) if it has mounts; then join the cgroup, or cap the data segment."""
+    if mounts is not None:
+        mounts.apply()
     if cgroup_procs is not None:
         with open(cgroup_procs, "w") as f:
             f.write(str(os.getpid()))

@@ -1,4 +1,4 @@
-"""``surge app list|history|stop|rollback``."""
+"""``surge app list|history|schedules|stop|rollback``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,18 @@ def history(name: str, json: bool = JSON) -> None:
                  [[v["version"], output.fmt_time(v["created_at"]), "✓" if v["current"] else "",
                    ", ".join(v["functions"]), v["source_hash"][:12],
                    f"rollback to v{v['rollback_of']}" if v.get("rollback_of") else ""] for v in data["versions"]])
+
+
+@group.command("schedules")
+def schedules(name: str, json: bool = JSON) -> None:
+    """The scheduled functions of a deployed app, with their next and last runs."""
+    data = call(client().request, "GET", f"/v1/apps/{name}/schedules")
+    if json:
+        return output.print_json(data["schedules"])
+    output.table(f"{name} schedules (v{data['version']}, {data['state']})",
+                 ["function", "schedule", "next run", "last run", "missed"],
+                 [[s["function"], s["schedule"], output.fmt_time(s["next_at"]), output.fmt_time(s["last_fired"]),
+                   s["missed"]] for s in data["schedules"]])
 
 
 @group.command("stop")

@@ -15,7 +15,9 @@ def deploy(ref: str = typer.Argument(..., help="path/to/app.py"),
     version's containers finish their inputs and stop."""
     from surge.cli.loader import import_app_file
     from surge.config import Settings
+    from surge.sdk import image
 
+    image.build_output_hook = output.image_build_display()
     try:
         app, _ = import_app_file(ref)
         embedded = not Settings.from_env().server_url

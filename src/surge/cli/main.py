@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from surge.cli import apps, calls, containers, deploy, logs, run, server, token, usage
+from surge.cli import (
+    apps,
+    calls,
+    containers,
+    deploy,
+    logs,
+    run,
+    secrets,
+    server,
+    token,
+    usage,
+    volumes,
+    workspaces,
+)
 
 cli = typer.Typer(name="surge", no_args_is_help=True, add_completion=False,
                   help="surge: serverless GPU functions on your own machines.")
@@ -17,6 +30,9 @@ cli.add_typer(apps.group, name="app")
 cli.add_typer(calls.group, name="call")
 cli.add_typer(containers.group, name="container")
 cli.add_typer(token.group, name="token")
+cli.add_typer(secrets.group, name="secret")
+cli.add_typer(workspaces.group, name="workspace")
+cli.add_typer(volumes.group, name="volume")
 
 
 def main() -> None:

@@ -74,3 +74,41 @@ def map_progress(total: int | None) -> tuple[Callable[[int], None], Callable[[],
     task = progress.add_task("map", total=total)
     progress.start()
     return (lambda n: progress.advance(task, n)), progress.stop
+
+
+def image_build_display() -> Callable[[Any], None]:
+    """A hook for image build events (``surge.sdk.image.build_output_hook``): a spinner with the
+    current step on a terminal, the build's output below it; plain lines when piped."""
+    console = _console(stderr=True)
+    state: dict[str, Any] = {"status": None, "hash": ""}
+
+    def stop() -> None:
+        if state["status"] is not None:
+            state["status"].stop()
+            state["status"] = None
+
+    def hook(event: Any) -> None:
+        t = event.get("t")
+        if t == "start":
+            state["hash"] = str(event.get("hash", ""))[:12]
+        elif t == "step":
+            text = f"image {state['hash']}: step {event['index']}/{int(event['total']) - 1} {event['desc']}"
+            if console.is_terminal:
+                if state["status"] is None:
+                    status = console.status(text)
+                    status.start()
+                    state["status"] = status
+                else:
+                    state["status"].update(text)
+            else:
+                console.print(text, markup=False, soft_wrap=True)
+        elif t == "log":
+            console.print(f"  {event['line']}", markup=False, soft_wrap=True, style="dim")
+        elif t == "done":
+            stop()
+            if event.get("cached"):
+                console.print(f"image {state['hash']}: cached", markup=False, style="dim")
+            else:
+                console.print(f"image {state['hash']}: built in {fmt_duration(event.get('seconds'))}", markup=False)
+
+    return hook

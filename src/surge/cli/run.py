@@ -30,6 +30,9 @@ def run(ctx: typer.Context, ref: str = typer.Argument(..., help="path/to/app.py[
         output.error(str(exc))
         raise typer.Exit(2) from None
     context.map_progress_hook = output.map_progress
+    from surge.sdk import image
+
+    image.build_output_hook = output.image_build_display()
     try:
         with app.run(show_logs=not quiet):
             result = target.remote(*args, **kwargs) if kind == "function" else target(*args, **kwargs)

@@ -12,6 +12,17 @@ def server(host: str = typer.Option("127.0.0.1", help="address to listen on"),
            home: str = typer.Option(None, help="state directory (default SURGE_HOME or ~/.surge)"),
            database_url: str = typer.Option(None, help="sqlite:///path or postgresql://... (default: "
                                             "SQLite in the home)"),
+           allow_private_webhooks: bool = typer.Option(
+               False, "--allow-private-webhooks",
+               help="let job webhooks reach loopback and private addresses (default: refused; "
+                    "or SURGE_ALLOW_PRIVATE_WEBHOOKS=1)"),
+           max_body_bytes: int = typer.Option(None, help="request bodies over this get 413 (default 256 MiB; "
+                                              "0: no limit)"),
+           rate_limit: float = typer.Option(None, help="requests/s per API token, 429 beyond (default 5000; "
+                                            "0: no limit)"),
+           rate_burst: float = typer.Option(None, help="requests a token may burst (default 10000)"),
+           max_queued: int = typer.Option(None, help="queued inputs per function, 429 beyond (default 100000; "
+                                          "0: no limit)"),
            log_level: str = typer.Option("info")) -> None:
     """Serve the surge API; point clients at it with SURGE_SERVER_URL=http://HOST:PORT."""
     from surge.server.__main__ import main
@@ -20,4 +31,10 @@ def server(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     for flag, value in (("--gpus", gpus), ("--home", home), ("--database-url", database_url)):
         if value:
             argv += [flag, value]
+    for flag, number in (("--max-body-bytes", max_body_bytes), ("--rate-limit", rate_limit),
+                         ("--rate-burst", rate_burst), ("--max-queued", max_queued)):
+        if number is not None:
+            argv += [flag, str(number)]
+    if allow_private_webhooks:
+        argv.append("--allow-private-webhooks")
     main(argv)

@@ -33,3 +33,8 @@ def usage(hours: float = typer.Option(24.0, help="look back this many hours"),
     rows = [row(k, v) for k, v in data["by_function"].items()] + [row("total", data)]
     output.table(f"Usage, last {hours:g} h", ["function", "containers", "busy s", "cold s", "idle s", "GPU s",
                                              "inference $", "cold start $", "keep-warm $", "total $"], rows)
+    starts = [[kind, c["count"], output.fmt_duration(c["mean_seconds"]), f"{c['seconds']:.2f}"]
+              for kind, c in (data.get("cold_starts") or {}).items() if c["count"]]
+    if starts:
+        output.table("Cold starts by how they started", ["start", "containers", "mean to ready", "seconds"],
+                     starts)

@@ -32,11 +32,14 @@ __all__ = [
     "DEFAULT_PRICES",
     "EVENT_KINDS",
     "PHASES",
+    "START_KINDS",
+    "ColdStarts",
     "ContainerResources",
     "PriceTable",
     "Segment",
     "UsageLine",
     "UsageReport",
+    "cold_starts",
     "segments",
     "summarize",
 ]
@@ -312,3 +315,40 @@ def summarize(
     return UsageReport(
         report.lines_by_phase, report.total, report.billed_seconds, report.billed_cost, by_group
     )
+
+
+# How a container's process started (agent/starts.py), slowest first; "zygote" is a snapshot's own
+# process, metered as its function's memory.
+START_KINDS: tuple[str, ...] = ("fresh", "template", "snapshot", "zygote")
+
+
+@dataclass(frozen=True)
+class ColdStarts:
+    """Cold starts of one kind: how many, how many became ready, and their seconds to ready."""
+
+    count: int = 0
+    ready: int = 0
+    seconds: float = 0.0
+
+    @property
+    def mean(self) -> float | None:
+        return self.seconds / self.ready if self.ready else None
+
+
+def cold_starts(starts: Iterable[tuple[str | None, float | None]]) -> dict[str, ColdStarts]:
+    """Group ``(start kind, seconds to ready or None)`` by kind; every kind of ``START_KINDS`` is
+    present, and a container recorded before start kinds existed counts as ``"fresh"``.
+
+    >>> r = cold_starts([("snapshot", 0.004), ("snapshot", 0.006), (None, 0.5), ("template", None)])
+    >>> r["snapshot"].count, round(r["snapshot"].mean or 0, 3), r["fresh"].ready, r["template"].mean
+    (2, 0.005, 1, None)
+    """
+    out = {k: ColdStarts() for k in START_KINDS}
+    for kind, seconds in starts:
+        key = kind if kind in out else "fresh"
+        cur = out[key]
+        if seconds is None:
+            out[key] = ColdStarts(cur.count + 1, cur.ready, cur.seconds)
+        else:
+            out[key] = ColdStarts(cur.count + 1, cur.ready + 1, cur.seconds + seconds)
+    return out

@@ -8,6 +8,8 @@ one ``Outbox`` so their order per input is kept and bursts leave as one frame.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import os
 import queue
 import threading
@@ -17,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from surge import wire
+from surge.core.jsonargs import bind_json
 from surge.runtime.current import set_current_input
 from surge.runtime.service import Service, Target
 from surge.sdk import serialization
@@ -120,8 +123,11 @@ class Container:
         base = {"kind": "result", "input_id": meta["input_id"], "attempt": meta["attempt"],
                 "took": meta.get("took", 0.0)}
         try:
-            data = serialization.dumps(value)
+            data = _encode(meta, value, "return value")
         except Exception as exc:
+            if meta.get("codec") == "json":
+                self._error(meta, exc)       # _encode's message says what JSON allows
+                return
             self._error(meta, TypeError(f"the return value of type {type(value).__name__} cannot be "
                                         f"serialized ({type(exc).__name__}: {exc}); return plain data"))
             return
@@ -139,14 +145,14 @@ class Container:
 
     def _item(self, meta: dict[str, Any], seq: int, value: Any) -> None:
         self.out.put({"kind": "item", "input_id": meta["input_id"], "attempt": meta["attempt"],
-                      "seq": seq}, serialization.dumps(value))
+                      "seq": seq}, _encode(meta, value, "yielded item"))
 
     def run_sync(self, meta: dict[str, Any], payload: bytes) -> None:
         token = set_current_input(meta)
         self._begin(meta)
         try:
             target = self.service.target(meta.get("method"))
-            args, kwargs = serialization.deserialize_args(payload)
+            args, kwargs = _decode(meta, payload, target)
             t0 = time.perf_counter()
             if target.is_generator:
                 for seq, item in enumerate(target.fn(*args, **kwargs)):
@@ -170,7 +176,7 @@ class Container:
         self._begin(meta)
         try:
             target: Target = self.service.target(meta.get("method"))
-            args, kwargs = serialization.deserialize_args(payload)
+            args, kwargs = _decode(meta, payload, target)
             if not target.is_async:
                 loop = asyncio.get_running_loop()
                 # sync code in an async container runs on a thread; the result is sent from there
@@ -256,7 +262,7 @@ class Container:
             self._begin(m)
         try:
             target = self.service.target(None)
-            calls = [serialization.deserialize_args(p) for _, p in batch]
+            calls = [_decode(m, p, target) for m, p in batch]
             width = {len(a) for a, _ in calls}
             keys = {tuple(sorted(k)) for _, k in calls}
             if len(width) != 1 or len(keys) != 1:
@@ -322,6 +328,26 @@ class Container:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
+def _encode(meta: dict[str, Any], value: Any, what: str) -> bytes:
+    """A result or generator item as bytes: JSON for HTTP jobs (``codec: "json"``), else cloudpickle."""
+    if meta.get("codec") != "json":
+        return serialization.dumps(value)
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the {what} of type {type(value).__name__} is not JSON-serializable ({exc}); a "
+                       "function called through the HTTP job API must return JSON data: dict, list, str, "
+                       "int, float (not NaN or infinity), bool or None") from None
+
+
+def _decode(meta: dict[str, Any], payload: bytes, target: Target) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call's arguments: an HTTP job's JSON input bound to the signature (``surge.core.jsonargs``),
+    or the SDK's pickled ``(args, kwargs)``."""
+    if meta.get("codec") != "json":
+        return serialization.deserialize_args(payload)
+    return bind_json(inspect.signature(target.fn), json.loads(payload))
+
+
 started = threading.Event()
 
 
@@ -329,16 +355,29 @@ def _spawn(target: Callable[[], None], name: str) -> None:
     threading.Thread(target=target, name=name, daemon=True).start()
 
 
-def main() -> None:
+def main(preloaded: Service | None = None) -> None:
+    """Serve inputs until told to stop. ``preloaded``: the service a zygote prepared before it
+    forked this process (its module imported, its ``@enter(snap=True)`` hooks run)."""
     cid = os.environ["SURGE_CONTAINER_ID"]
-    conn = wire.BlockingConn.connect(os.environ["SURGE_AGENT_SOCK"])
     spawned_at = float(os.environ.get("SURGE_SPAWNED_AT", time.time()))
+    phases = {"process": max(0.0, time.time() - spawned_at)}
+    conn = wire.BlockingConn.connect(os.environ["SURGE_AGENT_SOCK"])
     conn.send({"t": "hello", "container_id": cid, "pid": os.getpid()})
     header, body = conn.recv()
     assert header["t"] == "init", header
-    phases = {"process": max(0.0, time.time() - spawned_at)}
     try:
-        service = Service.load(header["function"], body)
+        if preloaded is None:
+            service = Service.load(header["function"], body)
+        else:
+            service = preloaded
+            service.phases = {}      # the zygote's import and snap-hook times are its own
+            service.enter()
+        if service.web is not None:     # serve it over HTTP before saying ready (surge.runtime.web)
+            from surge.runtime import web
+
+            service.phases.update(web.serve(service.web, service.targets[""].fn, max_inputs=service.max_inputs,
+                                            run_dir=os.path.dirname(os.environ["SURGE_AGENT_SOCK"]),
+                                            container_id=cid))
     except BaseException as exc:
         data, summary, tb = serialization.serialize_exception(exc)
         conn.send({"t": "init_failed", "error": summary, "traceback": tb}, data)

@@ -1,4 +1,5 @@
-"""What the running input is, for user code: ``surge.current_input_id()``."""
+"""What the running input is, for user code: ``surge.current_input_id()``,
+``surge.current_function_call_id()`` and ``surge.current_input_attempt()``."""
 
 from __future__ import annotations
 
@@ -24,3 +25,14 @@ def current_input_id() -> str | None:
 def current_function_call_id() -> str | None:
     cur = _current.get()
     return cur.get("call_id") if cur else None
+
+
+def current_input_attempt() -> int | None:
+    """Which attempt of the current input this is: 1 for the first run, 2 after one retry (a user
+    retry or an infrastructure one, e.g. after a lost worker); ``None`` outside an input.
+
+    Execution is at-least-once, so a function with side effects can use
+    ``(surge.current_input_id(), surge.current_input_attempt())`` to recognise a re-run.
+    """
+    cur = _current.get()
+    return int(cur["attempt"]) if cur and cur.get("attempt") is not None else None

@@ -1,5 +1,11 @@
 """Loading the user's code inside a container: import by module name, build the object of an
-``@app.cls`` class with its parameters, run its ``@enter`` hooks; and the ``@exit`` hooks at the end."""
+``@app.cls`` class with its parameters, run its ``@enter`` hooks; and the ``@exit`` hooks at the end.
+
+Loading has two halves so a memory snapshot can sit between them: ``Service.prepare`` imports the
+module, builds the object and runs the ``@enter(snap=True)`` hooks (what a zygote holds), and
+``Service.enter`` runs the ``@enter(snap=False)`` hooks (what each forked container does for
+itself). ``Service.load`` does both, for a container that starts on its own.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,11 @@ from typing import Any
 from surge import errors
 from surge.sdk import serialization
 from surge.sdk.app import find_app
-from surge.sdk.cls import build_instance, run_enter_hooks, run_exit_hooks
+from surge.sdk.cls import build_instance, hooks_of, run_exit_hooks
+
+# called after the module import ("import of module 'x'") and after each snap=True hook
+# ("hook Model.load"); a zygote uses it to refuse a snapshot that initialised CUDA
+StepCheck = Callable[[str], None]
 
 
 @dataclass
@@ -30,6 +40,8 @@ class Service:
     max_inputs: int = 1
     phases: dict[str, float] = field(default_factory=dict)
     batch: tuple[int, float] | None = None   # (max_batch_size, wait seconds) for @surge.batched
+    entered: bool = False                # the snap=False hooks have run
+    web: dict[str, Any] | None = None    # a web endpoint's spec (surge.sdk.web.WebSpec JSON)
 
     @property
     def any_async(self) -> bool:
@@ -37,6 +49,14 @@ class Service:
 
     @classmethod
     def load(cls, spec: dict[str, Any], params: bytes) -> Service:
+        """Import, build and run every ``@enter`` hook: a container that starts on its own."""
+        service = cls.prepare(spec, params)
+        service.enter()
+        return service
+
+    @classmethod
+    def prepare(cls, spec: dict[str, Any], params: bytes, check: StepCheck | None = None) -> Service:
+        """Import the module, build the class's object and run its ``@enter(snap=True)`` hooks."""
         phases: dict[str, float] = {}
         t0 = time.perf_counter()
         root = spec["source_dir"]
@@ -49,6 +69,8 @@ class Service:
         app._function_ids = dict(spec.get("app_functions") or {})
         app._app_id = spec.get("app_id")
         phases["imports"] = time.perf_counter() - t0
+        if check is not None:
+            check(f"the import of module {module!r}")
         max_inputs = int(spec.get("options", {}).get("max_inputs", 1))
         if spec.get("cls"):
             handle = app._classes.get(spec["cls"])
@@ -57,9 +79,13 @@ class Service:
             values = dict(serialization.loads(params)) if params else {}
             t1 = time.perf_counter()
             obj = build_instance(handle.user_cls, values)
-            run_enter_hooks(obj, snap=True)
-            run_enter_hooks(obj, snap=False)
-            phases["enter"] = time.perf_counter() - t1
+            if check is not None:
+                check(f"{handle.user_cls.__name__}.__init__")
+            for hook in hooks_of(type(obj), "enter", snap=True):
+                hook(obj)
+                if check is not None:
+                    check(f"the hook {handle.user_cls.__name__}.{hook.__name__} (@surge.enter(snap=True))")
+            phases["enter_snap"] = time.perf_counter() - t1
             targets = {name: Target(getattr(obj, name), info.is_generator, info.is_async)
                        for name, info in handle._methods.items()}
             return cls(targets, obj, max_inputs, phases)
@@ -70,7 +96,18 @@ class Service:
         batch = None
         if opts.get("batch_max_size"):
             batch = (int(opts["batch_max_size"]), float(opts.get("batch_wait_ms") or 0) / 1000.0)
-        return cls({"": Target(info.raw, info.is_generator, info.is_async)}, None, max_inputs, phases, batch)
+        return cls({"": Target(info.raw, info.is_generator, info.is_async)}, None, max_inputs, phases, batch,
+                   entered=True, web=spec.get("web"))
+
+    def enter(self) -> None:
+        """Run the ``@enter(snap=False)`` hooks (once)."""
+        if self.entered:
+            return
+        self.entered = True
+        t0 = time.perf_counter()
+        for hook in hooks_of(type(self.instance), "enter", snap=False):
+            hook(self.instance)
+        self.phases["enter"] = time.perf_counter() - t0
 
     def target(self, method: str | None) -> Target:
         t = self.targets.get(method or "")

@@ -14,7 +14,8 @@ from surge.sdk import context
 from surge.sdk.cls import Cls
 from surge.sdk.function import Function, FunctionInfo
 from surge.sdk.options import FunctionOptions, validate_options
-from surge.sdk.secret import Secret
+from surge.sdk.schedule import schedule_spec
+from surge.sdk.secret import Secret, secret_layers
 
 _REGISTRY: list[App] = []   # every App created in this process (containers look functions up here)
 
@@ -68,17 +69,24 @@ class App:
     """
 
     def __init__(self, name: str | None = None, *, image: Any = None, secrets: list[Secret] | None = None,
-                 env: dict[str, str] | None = None, include_source: bool = True) -> None:
+                 env: dict[str, str] | None = None, include_source: bool = True,
+                 volumes: dict[str, Any] | None = None) -> None:
+        from surge.sdk.image import check_image
+        from surge.sdk.volume import check_volumes
+
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise errors.InvalidError(f"App(name={name!r}): the name must be a non-empty string")
         self._name = name
-        self.image = image
+        self.image = check_image(image, "App")
+        self._volumes = check_volumes(volumes, "App")
+        self._images: dict[str, Any] = {}      # function tag -> its surge.Image (built at publish)
         self._env: dict[str, str] = {}
         for s in secrets or []:
             if not isinstance(s, Secret):
                 raise errors.InvalidError(f"App(secrets=...) takes surge.Secret objects, got {type(s).__name__}")
             self._env.update(s.env)
         self._env.update(validate_options(env=env).env if env else {})
+        self._layers = secret_layers(secrets, env)   # names and keys in override order (no values)
         self._infos: dict[str, FunctionInfo] = {}
         self._functions: dict[str, Function] = {}
         self._classes: dict[str, Cls] = {}
@@ -120,18 +128,44 @@ class App:
         merged.update(env or {})
         return validate_options(env=merged or None, **kwargs)
 
+    def _add_secrets(self, info: FunctionInfo, secrets: list[Secret] | None, env: dict[str, str] | None) -> None:
+        """Named secrets are resolved by the server at container start: record them, in order."""
+        layers = self._layers + secret_layers(secrets, env)
+        if any("name" in layer for layer in layers):
+            info.extra["secrets"] = layers
+
     def _register(self, info: FunctionInfo) -> None:
         if info.tag in self._infos and not in_container():
             raise errors.InvalidError(f"app {self.name!r} already has a function named {info.tag!r}; "
                                       "use name= to register it under another name")
         self._infos[info.tag] = info
 
+    def _add_web(self, info: FunctionInfo, f: Callable[..., Any]) -> None:
+        """Web endpoint marks (``@surge.fastapi_endpoint`` ...): label filled in, unique in the app."""
+        from surge.sdk.web import check_unique_labels, endpoint_spec
+
+        spec = endpoint_spec(f, info.tag)
+        if spec is None:
+            return
+        if getattr(f, "__surge_batched__", None):
+            raise errors.InvalidError(f"{info.tag}: a web endpoint cannot be @surge.batched")
+        if not in_container():
+            from surge.sdk.web import WebSpec
+
+            others = [(i.tag, WebSpec.from_json(i.extra["web"])) for i in self._infos.values()
+                      if "web" in i.extra and i.tag != info.tag]
+            check_unique_labels([*others, (info.tag, spec)])
+        info.extra["web"] = spec.to_json()
+
     # -- decorators ----------------------------------------------------------------------------
     def function(self, _f: Any = None, *, secrets: list[Secret] | None = None, env: dict[str, str] | None = None,
-                 image: Any = None, serialized: bool = False, **options: Any) -> Callable[[Callable[..., Any]], Function]:
+                 image: Any = None, serialized: bool = False, schedule: Any = None,
+                 volumes: dict[str, Any] | None = None,
+                 **options: Any) -> Callable[[Callable[..., Any]], Function]:
         """Register a function to run in containers. Options (all keyword-only, validated here):
         gpu, cpu, memory, timeout, startup_timeout, retries, min_containers, max_containers,
-        buffer_containers, scaledown_window, env, secrets, name, enable_memory_snapshot."""
+        buffer_containers, scaledown_window, env, secrets, name, enable_memory_snapshot,
+        schedule (``surge.Cron`` / ``surge.Period``; deployed apps only)."""
         if _f is not None:
             raise errors.InvalidError("@app.function needs parentheses: write @app.function() "
                                       "(did you forget parentheses?)")
@@ -139,6 +173,7 @@ class App:
             raise errors.InvalidError("serialized=True is not supported: surge imports functions by "
                                       "module, so define them at the top level of a module")
         opts = self._options(options, secrets, env)
+        environment = self._environment(image, volumes, "@app.function")
 
         def deco(f: Callable[..., Any]) -> Function:
             if isinstance(f, Function | Cls):
@@ -156,6 +191,11 @@ class App:
                                               "combined; a batch already runs many inputs at once")
                 o = o.with_batching(*batch)
             info = FunctionInfo.from_callable(f, o.name or f.__name__, o, _real_module_name(f))
+            self._add_web(info, f)
+            self._add_secrets(info, secrets, env)
+            if schedule is not None:
+                info.extra["schedule"] = schedule_spec(schedule, f, info.tag)
+            self._apply_environment(info, environment)
             self._register(info)
             handle = Function(info, self)
             self._functions[info.tag] = handle
@@ -164,12 +204,17 @@ class App:
         return deco
 
     def cls(self, _c: Any = None, *, secrets: list[Secret] | None = None, env: dict[str, str] | None = None,
-            image: Any = None, serialized: bool = False, **options: Any) -> Callable[[type], Cls]:
+            image: Any = None, serialized: bool = False, volumes: dict[str, Any] | None = None,
+            **options: Any) -> Callable[[type], Cls]:
         """Register a class whose ``@surge.method()`` methods run in containers that keep the
         object alive across inputs (load a model once in ``@surge.enter()``)."""
         if _c is not None:
             raise errors.InvalidError("@app.cls needs parentheses: write @app.cls() (did you forget parentheses?)")
+        if "schedule" in options:
+            raise errors.InvalidError("schedule= is supported on @app.function, not @app.cls: schedule a "
+                                      "function that calls the method")
         opts = self._options(options, secrets, env)
+        environment = self._environment(image, volumes, "@app.cls")
 
         def deco(user_cls: type) -> Cls:
             if not inspect.isclass(user_cls):
@@ -180,6 +225,9 @@ class App:
             module = _real_module_name(user_cls)
             methods: dict[str, FunctionInfo] = {}
             for attr, value in vars(user_cls).items():
+                if callable(value) and getattr(value, "__surge_web__", None) is not None:
+                    raise errors.InvalidError(f"{user_cls.__name__}.{attr}: web endpoints are supported on "
+                                              "@app.function functions, not yet on class methods")
                 if callable(value) and hasattr(value, "__surge_batched__"):
                     raise errors.InvalidError(f"{user_cls.__name__}.{attr}: @surge.batched is supported on "
                                               "@app.function functions, not yet on class methods")
@@ -193,6 +241,8 @@ class App:
                 raise errors.InvalidError(f"class {user_cls.__name__} has no @surge.method(); mark the "
                                           "methods callers may run remotely")
             for info in methods.values():
+                self._add_secrets(info, secrets, env)
+                self._apply_environment(info, environment)
                 self._register(info)
             handle = Cls(cls_name, self, methods, user_cls=user_cls)
             self._classes[cls_name] = handle
@@ -213,8 +263,27 @@ class App:
         return deco
 
     # -- running -------------------------------------------------------------------------------
+    def _environment(self, image: Any, volumes: Any, where: str) -> tuple[Any, dict[str, Any]]:
+        """``image=`` and ``volumes=`` of a decorator (with the App's as defaults), checked now."""
+        from surge.core.paths import check_mounts
+        from surge.sdk.image import check_image
+        from surge.sdk.volume import check_volumes
+
+        img = check_image(image, where) or self.image
+        vols = {**self._volumes, **check_volumes(volumes, where)}
+        check_mounts(list(vols))
+        return (None if img is None or img.is_current else img), vols
+
+    def _apply_environment(self, info: FunctionInfo, environment: tuple[Any, dict[str, Any]]) -> None:
+        image, vols = environment
+        if vols:
+            info.extra["volumes"] = {path: v.ref() for path, v in sorted(vols.items())}
+        if image is not None:
+            self._images[info.tag] = image
+
     def _publish(self, *, deployed: bool, name: str | None = None) -> dict[str, Any]:
         from surge.sdk import source
+        from surge.sdk.image import attach_images
 
         if not self._infos:
             raise errors.InvalidError(f"app {self.name!r} has no functions to run")
@@ -233,7 +302,8 @@ class App:
         resp = client.create_app(app_name, deployed=deployed, source_hash=sha, module=sorted(modules)[0],
                                  # code_app: the App's name in the source, which containers look
                                  # up (a deploy may publish it under another name)
-                                 functions=[{**i.spec(), "code_app": self.name} for i in self._infos.values()])
+                                 functions=attach_images(client, [{**i.spec(), "code_app": self.name}
+                                                                  for i in self._infos.values()], self._images))
         return resp
 
     @contextlib.contextmanager

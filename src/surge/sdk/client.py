@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -17,6 +17,23 @@ import httpx
 from surge import errors
 from surge.config import Settings
 from surge.sdk.serialization import b64
+
+RATE_LIMIT_WAIT = 600.0   # seconds a request keeps retrying 429 answers before raising
+
+
+def _retry_after(header: str | None) -> float:
+    try:
+        return min(60.0, max(0.05, float(header or 1.0)))
+    except ValueError:     # an HTTP date: not sent by surge; wait a second
+        return 1.0
+
+
+def _message(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {resp.status_code}: {resp.text[:200]}"
+
 
 _RETRYABLE = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError,
               httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -55,8 +72,13 @@ class Client:
 
     # -- plumbing ----------------------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                content: bytes | None = None, timeout: float | None = None, retry: bool = True) -> Any:
+                content: bytes | None = None, timeout: float | None = None, retry: bool = True,
+                wait_if_limited: bool = True) -> Any:
+        """One API request. Connection failures and 503 are retried for ``connect_retries`` s; a
+        429 (rate limit, full queue: nothing was done) is retried after its ``Retry-After`` for up
+        to ``RATE_LIMIT_WAIT`` s unless ``wait_if_limited`` is false, which raises RateLimitedError."""
         deadline = time.monotonic() + self._connect_retry_seconds
+        limited_until = time.monotonic() + RATE_LIMIT_WAIT
         delay = 0.05
         while True:
             try:
@@ -73,6 +95,12 @@ class Client:
             if resp.status_code == 503 and retry and time.monotonic() < deadline:
                 time.sleep(float(resp.headers.get("Retry-After", delay)))
                 continue
+            if resp.status_code == 429:
+                after = _retry_after(resp.headers.get("Retry-After"))
+                if retry and wait_if_limited and time.monotonic() + after < limited_until:
+                    time.sleep(after)
+                    continue
+                raise errors.RateLimitedError(_message(resp), retry_after=after)
             if resp.status_code >= 400:
                 try:
                     body = resp.json()
@@ -109,8 +137,9 @@ class Client:
         result: dict[str, Any] = self.request("POST", "/v1/calls", json=body, timeout=wait + 30.0)
         return result
 
-    def add_inputs(self, call_id: str, start_idx: int, inputs: Sequence[bytes]) -> None:
-        self.request("POST", f"/v1/calls/{call_id}/inputs",
+    def add_inputs(self, call_id: str, start_idx: int, inputs: Sequence[bytes], *,
+                   wait_if_limited: bool = True) -> None:
+        self.request("POST", f"/v1/calls/{call_id}/inputs", wait_if_limited=wait_if_limited,
                      json={"start_idx": start_idx, "inputs": [b64(a) for a in inputs]})
 
     def outputs(self, call_id: str, since: int, wait: float) -> dict[str, Any]:
@@ -123,12 +152,42 @@ class Client:
                                               params={"since": since, "wait": wait}, timeout=wait + 30.0)
         return result
 
+    def stream_events(self, input_id: str, since: int = -1) -> Generator[tuple[str, str], None, None]:
+        """``(event, data)`` of an input's server-sent event stream (``item`` with base64 data, then
+        ``end`` with its output). Closing this iterator, or dropping it, closes the connection, and
+        the server cancels the call (the generator stops)."""
+        deadline = time.monotonic() + self._connect_retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                with self._http.stream("GET", f"/v1/inputs/{input_id}/stream", params={"since": since},
+                                       timeout=httpx.Timeout(None, connect=5.0)) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        try:
+                            body = resp.json()
+                        except ValueError:
+                            body = {"error": {"code": "", "message": resp.text}}
+                        raise errors.error_from_body(resp.status_code, body)
+                    yield from _server_sent_events(resp.iter_lines())
+                    return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if time.monotonic() > deadline:
+                    raise errors.ConnectionError(f"cannot reach the surge control plane at {self.url}: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
     def cancel(self, call_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", f"/v1/calls/{call_id}/cancel")
         return result
 
     def get_call(self, call_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", f"/v1/calls/{call_id}")
+        return result
+
+    def web_endpoints(self, *, app: str) -> dict[str, Any]:
+        """The web endpoints of a deployed app (``{"endpoints": [...], "functions": [...]}``)."""
+        result: dict[str, Any] = self.request("GET", "/v1/web/endpoints", params={"app": app})
         return result
 
     def logs(self, *, app_id: str | None = None, app: str | None = None, function: str | None = None,
@@ -139,3 +198,37 @@ class Client:
                 params[k] = v
         result: dict[str, Any] = self.request("GET", "/v1/logs", params=params, timeout=wait + 30.0)
         return result
+
+    # -- streamed bodies (image build output, volume files) --------------------------------------
+    def stream(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
+               content: Any = None, timeout: float | None = 600.0) -> Iterator[bytes]:
+        """The response body in chunks, as it arrives; an error status raises like ``request``."""
+        with self._http.stream(method, path, params=params, json=json, content=content,
+                               timeout=timeout) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                try:
+                    body = resp.json()
+                except ValueError:
+                    body = {"error": {"code": "", "message": resp.text}}
+                raise errors.error_from_body(resp.status_code, body)
+            yield from resp.iter_bytes()
+
+
+def _server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """Parse a text/event-stream into ``(event, data)`` pairs (comments and ids skipped)."""
+    event, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -100,6 +102,13 @@ class Function:
     def _check_kind(self, want_generator: bool, what: str) -> None:
         if self._info.raw is None:
             return
+        web = self._info.extra.get("web")
+        if web is not None and web["kind"] != "fastapi":
+            from surge.sdk.web import DECORATOR
+
+            raise errors.InvalidError(f"{self._info.tag} is served over HTTP (@surge.{DECORATOR[web['kind']]}), "
+                                      f"it cannot be called with .{what}(): send requests to its URL, "
+                                      f"{self._info.tag}.get_web_url()")
         if self._info.is_generator and not want_generator:
             raise errors.InvalidError(f"{self._info.tag} is a generator function: use .remote_gen() "
                                       f"instead of .{what}()")
@@ -147,17 +156,16 @@ class Function:
         return self._stream(input_id)
 
     def _stream(self, input_id: str) -> Iterator[Any]:
-        client = get_client()
-        since = -1
-        while True:
-            page = client.events(input_id, since, wait=LONG_POLL)
-            for ev in page["events"]:
-                since = ev["seq"]
-                if ev["kind"] == "item":
-                    yield serialization.loads(unb64(ev["data"]) or b"")
-            if page.get("output") is not None and not page.get("more"):
-                value_or_raise(page["output"])
-                return
+        # server-sent events over one connection: closing (or dropping) this iterator closes it, and
+        # the server then cancels the generator in its container
+        with contextlib.closing(get_client().stream_events(input_id)) as events:
+            for event, data in events:
+                if event == "item":
+                    yield serialization.loads(unb64(data) or b"")
+                elif event == "end":
+                    value_or_raise(json.loads(data))
+                    return
+        raise errors.ConnectionError(f"the stream of {self._info.tag}'s items ended before the generator did")
 
     @gen_synchronizer
     def map(self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None,
@@ -192,8 +200,30 @@ class Function:
                          order_outputs=False, return_exceptions=ignore_exceptions):
             pass
 
-    def get_web_url(self) -> str | None:
-        return None
+    def get_web_url(self) -> str:
+        """The URL of a web endpoint (``@surge.fastapi_endpoint``, ``asgi_app``, ``wsgi_app``,
+        ``web_server``) of a running or deployed app."""
+        from surge.sdk.web import DECORATOR, web_url
+
+        client = get_client()
+        web = self._info.extra.get("web")
+        if self._info.raw is not None and web is None:
+            raise errors.InvalidError(f"{self._info.tag} is not a web endpoint: decorate it with "
+                                      f"@surge.{DECORATOR['fastapi']}() (or asgi_app, wsgi_app, web_server) "
+                                      "under @app.function()")
+        if web is not None and self._app is not None and self._app._app_id is not None:
+            return web_url(client.url, self._app._app_id, web["label"])   # running: by app id
+        if not self._app_name:
+            raise errors.InvalidError(f"{self._info.tag} is not part of a running or deployed app")
+        found = client.web_endpoints(app=self._app_name)
+        for e in found["endpoints"]:
+            if e["function"] == self._info.tag:
+                return client.url + str(e["path"])
+        fns = found.get("functions") or []
+        if self._info.tag in fns:
+            raise errors.InvalidError(f"{self._app_name}::{self._info.tag} is not a web endpoint")
+        raise errors.NotFoundError(f"deployed app {self._app_name!r} has no function {self._info.tag!r} "
+                                   "serving a web endpoint (deploy the app first)")
 
 
 def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from surge.config import DEFAULT_PORT
+from surge.errors import Error
 from surge.server.app import create_app
 from surge.server.config import ServerConfig
 
@@ -35,6 +36,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kill-grace", type=float, default=3.0, help="seconds between SIGTERM and SIGKILL")
     p.add_argument("--lease-ttl", type=float, default=15.0, help="seconds without heartbeat before a worker is lost")
     p.add_argument("--result-retention", type=float, default=7 * 86400.0, help="seconds spawned results are kept")
+    limits = ServerConfig(home=Path("."))
+    p.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes,
+                   help="request bodies over this get 413 (0: no limit)")
+    p.add_argument("--rate-limit", type=float, default=limits.rate_limit,
+                   help="requests per second per API token, 429 beyond (0: no limit)")
+    p.add_argument("--rate-burst", type=float, default=limits.rate_burst, help="requests a token may burst")
+    p.add_argument("--max-queued", type=int, default=limits.max_queued,
+                   help="queued inputs per function, 429 beyond (0: no limit)")
+    p.add_argument("--allow-private-webhooks", action="store_true", default=None,
+                   help="let job webhooks reach loopback and private addresses (or SURGE_ALLOW_PRIVATE_WEBHOOKS=1)")
+    p.add_argument("--webhook-backoff", type=float, default=5.0,
+                   help="seconds before a failed webhook's second attempt (doubling, up to 1 h, for 24 h)")
     return p.parse_args(argv)
 
 
@@ -55,7 +68,10 @@ def serve(config: ServerConfig, *, log_level: str = "info") -> None:
     except OSError as exc:
         sys.exit(f"cannot listen on {config.host}:{config.port}: {exc}")
     config.port = sock.getsockname()[1]
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except Error as exc:   # e.g. an unsafe secrets.key: say what to fix, without a traceback
+        sys.exit(f"surge server: {exc}")
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
                                            timeout_graceful_shutdown=5))
     state_file = home / "server.json"
@@ -100,7 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     config = ServerConfig(home=Path(args.home).expanduser(), host=args.host, port=args.port, gpus=args.gpus,
                           database_url=args.database_url, embedded=args.embedded,
                           kill_grace=args.kill_grace, lease_ttl=args.lease_ttl,
-                          result_retention=args.result_retention)
+                          max_body_bytes=args.max_body_bytes, rate_limit=args.rate_limit,
+                          rate_burst=args.rate_burst, max_queued=args.max_queued,
+                          result_retention=args.result_retention, webhook_backoff=args.webhook_backoff)
+    if args.allow_private_webhooks:
+        config.allow_private_webhooks = True
     serve(config, log_level=args.log_level)
 
 

@@ -25,9 +25,26 @@ class ServerConfig:
     max_result_bytes: int = 256 << 20
     kill_grace: float = 3.0
     lease_ttl: float = 15.0                  # seconds without a heartbeat before a worker is lost
+    # limits (surge.server.limits): generous defaults; 0 switches one off
+    max_body_bytes: int = 256 << 20          # request bodies over this get 413
+    rate_limit: float = 5000.0               # requests/s per API token (429 + Retry-After beyond)
+    rate_burst: float = 10000.0
+    max_queued: int = 100_000                # queued inputs per function (429 beyond)
+    # webhooks of HTTP jobs (surge.server.webhooks): backoff doubles from `webhook_backoff` up to the
+    # cap, for at most `webhook_window` after the first attempt
+    allow_private_webhooks: bool = field(default_factory=lambda: _flag("SURGE_ALLOW_PRIVATE_WEBHOOKS"))
+    webhook_backoff: float = 5.0
+    webhook_backoff_cap: float = 3600.0
+    webhook_window: float = DAY
+    webhook_timeout: float = 10.0            # per delivery attempt (connect + send + answer)
+    web_hold_timeout: float = 150.0          # longest a web request waits for a container (then 503)
     embedded: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def db_url(self) -> str:
         return self.database_url or os.environ.get("SURGE_DATABASE_URL") or f"sqlite:///{self.home / 'surge.db'}"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

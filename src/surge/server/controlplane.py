@@ -8,6 +8,7 @@ import base64
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from surge import errors
@@ -19,12 +20,17 @@ from surge.core.retries import Retries, decide_retry
 from surge.ids import created_at, new_id
 from surge.server import loops
 from surge.server.config import ServerConfig
+from surge.server.cron import CronLoop, check_schedules
 from surge.server.dispatcher import TRACEBACK_MARK, Dispatcher, Pool, Waiters, Work
+from surge.server.images import ImageService
+from surge.server.limits import check_admission
 from surge.server.scaler import Scaler
+from surge.server.secretbox import SecretBox
+from surge.server.secrets import Secrets
 from surge.server.sources import SourceCache
+from surge.server.volumes import VolumeService
 from surge.store import open_store
 from surge.store.base import (
-    DEFAULT_WORKSPACE,
     AppRow,
     CallRow,
     ContainerRow,
@@ -36,6 +42,7 @@ from surge.store.base import (
     UsageEvent,
 )
 from surge.store.blobs import BlobStore
+from surge.store.errors import StoreUnavailable
 
 log = logging.getLogger("surge.controlplane")
 
@@ -62,11 +69,15 @@ class ControlPlane:
         self.store = open_store(config.db_url)
         self.blobs = BlobStore(self.home / "blobs")
         self.sources = SourceCache(self.home / "sources", self.blobs)
+        self.volumes = VolumeService(self.home / "volumes", self.store)        # issue 3: volumes, images
+        self.images = ImageService(self.home, self.store, self.blobs, self.volumes)
         inventory = build_inventory(config.gpus, node_id=config.node_id, cpu=config.cpu,
                                     memory_mib=config.memory_mib)
         self.agent = LocalAgent(inventory, self, kill_grace=config.kill_grace)
         self.dispatcher = Dispatcher(self.store, self.agent, lease_ttl=config.lease_ttl)
         self.scaler = Scaler(self.dispatcher, self.agent, self._launch_spec)
+        self.secrets = Secrets(self.store, SecretBox.from_file(self.home / "secrets.key"), self.dispatcher)
+        self.cron = CronLoop(self)   # issue 4: schedules
         self.logs = Waiters()
         self._log_buffer: list[LogLine] = []
         self._usage_buffer: list[UsageEvent] = []
@@ -89,6 +100,7 @@ class ControlPlane:
             ("flush", 0.1, self._flush),
             ("reaper", 1.0, self.dispatcher.reap_expired),
             ("retention", 60.0, self.store.purge_expired),
+            ("cron", 1.0, self.cron.tick),
         ):
             self._tasks.append(asyncio.create_task(loops.run_forever(name, interval, step)))
 
@@ -136,7 +148,7 @@ class ControlPlane:
             pool = await self.pool(fn, call.pool_key, call.params, call.workspace)
             self.dispatcher.enqueue(pool, [Work.from_row(r, fn)], now)
         # warm pools of deployed apps
-        for app in await self.store.list_apps(DEFAULT_WORKSPACE):
+        for app in [a for w in await self.store.list_workspaces() for a in await self.store.list_apps(w.name)]:
             if app.state == "deployed" and app.current_version:
                 await self._warm_pools(app.id, app.current_version, app.workspace)
         for s in await self.store.list_containers(None, active_only=True):
@@ -161,7 +173,8 @@ class ControlPlane:
     async def _warm_pools(self, app_id: str, version: int, workspace: str) -> None:
         for fn in await self.store.list_functions(app_id, version):
             opts = fn.spec.get("options", {})
-            if opts.get("min_containers", 0) > 0 and not fn.spec.get("cls"):
+            # warm: min_containers, and the memory snapshot the scaler keeps (issue 3)
+            if (opts.get("min_containers", 0) > 0 or opts.get("enable_memory_snapshot")) and not fn.spec.get("cls"):
                 pool = await self.pool(fn, fn.id, None, workspace)
                 self.dispatcher.kick(pool)
                 self.scaler.on_demand(pool)
@@ -179,20 +192,33 @@ class ControlPlane:
                      "app_functions": {str(f.spec.get("tag")): f.id for f in siblings}})
         o = pool.options
         env = dict(o.env)
-        env.update({"SURGE_SERVER_URL": self.url, "SURGE_TOKEN": self.token, "SURGE_APP": app.name,
+        env.update({"SURGE_SERVER_URL": self.url, "SURGE_TOKEN": self._container_token(pool.workspace), "SURGE_APP": app.name,
                     "SURGE_FUNCTION": fn.spec.get("tag", ""),
                     "SURGE_HEARTBEAT_INTERVAL": repr(max(0.05, self.config.lease_ttl / 5))})
         memory_limit = fn.spec.get("options", {}).get("memory_limit")
+        try:
+            le = await self.images.launch_environment(container_id, pool.workspace, fn.spec,
+                                                      [str(source_dir), self.agent.socket_path])
+        except errors.Error as exc:   # its image or volumes cannot be set up: fail the queue, say why
+            await self.dispatcher.fail_queued(pool, TerminalReason.INIT_FAILURE, f"container setup: {exc}")
+            raise
+        env.update(le.env)
+        env.update(await self.secrets.launch_env(pool, app.name))   # issue 5: secrets (decrypted here)
         return LaunchSpec(
             container_id=container_id, workspace=pool.workspace, app_id=fn.app_id, function_id=fn.id,
             function_tag=str(fn.spec.get("cls") or fn.spec.get("tag")), pool_key=pool.key,
             function=spec, params=pool.params, resources=o.resources(), placement=placement, env=env,
             max_inputs=o.max_inputs, startup_timeout=o.startup_timeout,
             memory_limit_mib=int(memory_limit) if memory_limit else None,
-            max_result_bytes=self.config.max_result_bytes)
+            max_result_bytes=self.config.max_result_bytes, python=le.python, mounts=le.mounts)
 
     url: str = ""
     token: str = ""
+    # set by create_app: a workspace's in-memory token for its containers (surge.server.tokens)
+    container_token: Callable[[str], str] | None = None
+
+    def _container_token(self, workspace: str) -> str:
+        return self.container_token(workspace) if self.container_token is not None else self.token
 
     # -- agent listener ------------------------------------------------------------------------
     async def on_ready(self, h: ContainerHandle) -> None:
@@ -214,6 +240,7 @@ class ControlPlane:
         if info.init_error is not None:
             self.on_log(h, "system", f"container failed to start: {info.init_error[0]}", time.time())
         await self.dispatcher.on_exit(h, info)
+        await self.volumes.container_exited(h.id, commit=info.init_error is None and info.exit_code == 0)
         self.scaler.capacity_freed()
 
     def on_state(self, h: ContainerHandle, kind: str, at: float) -> None:
@@ -222,6 +249,7 @@ class ControlPlane:
 
     def on_log(self, h: ContainerHandle, stream: str, text: str, at: float) -> None:
         only = next(iter(h.inflight)) if len(h.inflight) == 1 else None
+        text = self.secrets.redact(h.spec.function_id, text)     # exact secret values → ***
         self._log_buffer.append(LogLine(app_id=h.spec.app_id, function_tag=h.spec.function_tag,
                                         container_id=h.id, stream=stream, text=text, at=at, input_id=only))
 
@@ -232,10 +260,10 @@ class ControlPlane:
                 await self.store.upsert_container(self.container_row(h))
         if self._usage_buffer:
             usage, self._usage_buffer = self._usage_buffer, []
-            await self.store.record_usage(usage)
+            await _or_keep(self.store.record_usage(usage), usage, self._usage_buffer)
         if self._log_buffer:
             lines, self._log_buffer = self._log_buffer, []
-            await self.store.append_logs(lines)
+            await _or_keep(self.store.append_logs(lines), lines, self._log_buffer)
             for app_id in {ln.app_id for ln in lines}:
                 self.logs.notify(app_id)
             self.logs.notify("*")
@@ -320,6 +348,7 @@ class ControlPlane:
 
     async def create_app(self, workspace: str, body: dict[str, Any]) -> dict[str, Any]:
         from surge.sdk.options import options_from_wire
+        from surge.sdk.web import check_functions_json
 
         sha = str(body.get("source_hash", ""))
         if not self.blobs.exists(sha):
@@ -333,9 +362,13 @@ class ControlPlane:
                 options_from_wire(f.get("options") or {})      # as strict as the decorator
             except errors.InvalidError as exc:
                 raise errors.InvalidError(f"function {f.get('tag')!r}: invalid options: {exc}") from None
+        check_functions_json(functions)                        # web endpoints (surge.sdk.web)
+        check_schedules(functions)                             # schedules (surge.server.cron)
+        await self.images.prepare_functions(workspace, functions)     # build images, resolve volumes
         name = str(body.get("name") or "").strip()
         if not name:
             raise errors.InvalidError("the app needs a name")
+        functions = await self.secrets.seal_functions(workspace, name, functions)  # no clear values stored
         deployed = bool(body.get("deployed"))
         now = time.time()
         previous = await self.store.find_app(workspace, name) if deployed else None
@@ -447,7 +480,12 @@ class ControlPlane:
         if wait > 0:
             self.dispatcher.watched.setdefault(call.id, [])
         new_id_ = call.id
-        call, rows, created = await self.store.create_call(call, inputs, now)
+        check_admission(self.dispatcher, fn, len(inputs), self.config.max_queued)   # 429 when full
+        try:
+            call, rows, created = await self.store.create_call(call, inputs, now)
+        except StoreUnavailable:
+            self.dispatcher.watched.pop(new_id_, None)     # not accepted: the client retries (503)
+            raise
         if not created:
             self.dispatcher.watched.pop(new_id_, None)   # a replay: the first submission's call answers
             if call.function_id != fn.id:
@@ -521,6 +559,7 @@ class ControlPlane:
         start = int(body.get("start_idx", 0))
         inputs = self._decode_inputs(body.get("inputs") or [], start, fn)
         now = time.time()
+        check_admission(self.dispatcher, fn, len(inputs), self.config.max_queued)   # 429 when full
         rows = await self.store.add_inputs(call_id, inputs, now)
         pool = await self.pool(fn, call.pool_key, call.params, workspace)
         # a retried batch returns rows that already exist: only the ones inserted now are new work
@@ -556,7 +595,9 @@ class ControlPlane:
             row = await self.store.get_input(input_id)     # state first: events before it are complete
             if row is None:
                 raise errors.NotFoundError(f"no input {input_id!r}")
-            await self.get_call_row(workspace, row.call_id)
+            call = await self.store.get_call(row.call_id)
+            if call is None or call.workspace != workspace:
+                raise errors.NotFoundError(f"no input {input_id!r}")
             evs = await self.store.events_since(input_id, since, limit=1000)
             terminal = row.state.terminal
             left = deadline - time.monotonic()
@@ -584,12 +625,13 @@ class ControlPlane:
                 "counts": counts, "state": state, "cancelled": call.cancelled, "expires_at": call.expires_at}
 
     async def logs_page(self, *, app_id: str | None, function: str | None, since: int,
-                        wait: float) -> dict[str, Any]:
+                        wait: float, workspace: str | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + min(wait, 300.0)
         key = app_id or "*"
         while True:
             ev = self.logs.event(key)
-            lines = await self.store.logs_since(app_id=app_id, function_tag=function, since_id=since, limit=2000)
+            lines = await self.store.logs_since(app_id=app_id, function_tag=function, since_id=since, limit=2000,
+                                                workspace=workspace)
             left = deadline - time.monotonic()
             if lines or left <= 0:
                 break
@@ -609,6 +651,15 @@ class ControlPlane:
                 "containers": len(self.agent.containers),
                 "loops": {"ticks": dict(loops.ticks), "errors": dict(loops.errors)},
                 "dispatcher": dict(self.dispatcher.stats)}
+
+
+async def _or_keep(write: Any, items: list[Any], buffer: list[Any]) -> None:
+    """Await a buffered write; if the store is unavailable, put the items back for the next flush."""
+    try:
+        await write
+    except StoreUnavailable:
+        buffer[:0] = items
+        raise
 
 
 def _overall(counts: dict[str, int]) -> str:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from signal import SIGKILL
 from typing import Any
 
 from surge.agent.agent import ContainerHandle, ExitInfo
@@ -22,12 +23,18 @@ from surge.agent.backend import NodeBackend
 from surge.core.leases import LEASE_TTL, lease_expiry
 from surge.core.models import InputState, TerminalReason
 from surge.core.prefetch import fair_share, prefetch_depth, update_mean
+from surge.core.priority import insert_position
 from surge.core.retries import Retries, decide_retry
 from surge.core.states import terminal_state_for
+from surge.core.ttl import expired
 from surge.sdk.options import FunctionOptions
 from surge.store.base import FunctionRow, InputEvent, InputRow, Store, Transition
+from surge.store.errors import StoreUnavailable
 
 log = logging.getLogger("surge.dispatcher")
+
+# While the store is unavailable, assignment and output writes are retried this often
+STORE_RETRY_SECONDS = 0.25
 
 _background: set[asyncio.Task[Any]] = set()
 
@@ -57,12 +64,16 @@ class Work:
     method: str | None = None      # for @app.cls pools: which method this input calls
     pool_key: str = ""
     started_at: float | None = None
+    priority: int = 0              # queue order, higher first (HTTP jobs)
+    codec: str | None = None       # "json" for HTTP jobs: the runtime decodes args as JSON
+    start_by: float | None = None  # a job's ttl: EXPIRED instead of started after this
 
     @classmethod
     def from_row(cls, row: InputRow, function: FunctionRow | None = None) -> Work:
         method = function.spec.get("method") if function is not None else None
         return cls(row.id, row.call_id, row.idx, row.attempt, row.args, row.timeout, row.user_failures,
-                   row.infra_failures, row.next_run_at, method=str(method) if method else None)
+                   row.infra_failures, row.next_run_at, method=str(method) if method else None,
+                   priority=row.priority, codec=row.codec, start_by=row.start_by)
 
 
 @dataclass(eq=False)
@@ -82,6 +93,9 @@ class Pool:
     start_blocked_until: float = 0.0
     retired: bool = False          # an old version or a stopped app: drain, start nothing new
     mean_runtime: float | None = None     # EWMA of input run times (drives prefetch)
+    # web requests waiting for a free container (futures, see server/gateway.py): demand like queue
+    held: collections.deque[asyncio.Future[Any]] = field(default_factory=collections.deque)
+    init_error: str | None = None         # why the last container failed to start
 
     @property
     def retries(self) -> Retries:
@@ -131,12 +145,16 @@ class Dispatcher:
         self._assign_scheduled: set[str] = set()
         self._seq = 0
         self.on_demand: Any = None     # set by the scaler: called with a pool that needs containers
+        self.on_room: Any = None       # set by the web gateway: a pool with held requests may have room
         self._pending_outputs: list[tuple[ContainerHandle, list[tuple[dict[str, Any], bytes]], float]] = []
         # calls whose submitter is waiting for the outputs: completed rows are kept here too, so the
         # waiter answers from memory instead of reading back what was just written
         self.watched: dict[str, list[InputRow]] = {}
         self._flusher: asyncio.Task[Any] | None = None
         self.stats: collections.Counter[str] = collections.Counter()
+        # when a write last failed because the store was unavailable: leases could not be renewed,
+        # so the reaper waits a full lease after it before it trusts them again
+        self.renew_failed_at = 0.0
 
     # -- pools -----------------------------------------------------------------------------------
     def pool_for(self, key: str, function: FunctionRow, workspace: str, app_id: str, params: bytes | None) -> Pool:
@@ -155,7 +173,7 @@ class Dispatcher:
                 self._seq += 1
                 heapq.heappush(pool.delayed, (w.next_run_at, self._seq, w))
             else:
-                pool.queue.append(w)
+                _push(pool.queue, w)
         self.kick(pool)
 
     def kick(self, pool: Pool) -> None:
@@ -165,6 +183,8 @@ class Dispatcher:
             asyncio.get_running_loop().call_soon(self._start_assign, pool)
         if self.on_demand is not None and (pool.queue or pool.delayed):
             self.on_demand(pool)
+        if pool.held and self.on_room is not None:
+            self.on_room(pool)
 
     def _start_assign(self, pool: Pool) -> None:
         spawn(self._assign(pool))
@@ -173,7 +193,7 @@ class Dispatcher:
         for pool in self.pools.values():
             moved = False
             while pool.delayed and pool.delayed[0][0] <= now:
-                pool.queue.append(heapq.heappop(pool.delayed)[2])
+                _push(pool.queue, heapq.heappop(pool.delayed)[2])
                 moved = True
             if moved:
                 self.kick(pool)
@@ -196,9 +216,25 @@ class Dispatcher:
                     return
                 n = min(target.free_slots, len(pool.queue), fair_share(len(pool.queue), len(room)))
                 batch = [pool.queue.popleft() for _ in range(n)]
+                now = time.time()
+                late = [w for w in batch if w.start_by is not None and expired(w.start_by, attempt=w.attempt, now=now)]
+                if late:
+                    # past their ttl: they end EXPIRED and never run
+                    spawn(self.expire_queued(late))
+                    batch = [w for w in batch if not expired(w.start_by, attempt=w.attempt, now=now)]
+                    n = len(batch)
+                    if not n:
+                        continue
                 target.reserved += n
                 try:
                     await self._send(pool, target, batch)
+                except StoreUnavailable:
+                    # nothing was claimed: the inputs go back to the front of the queue, tried again soon
+                    self.renew_failed_at = time.time()
+                    pool.queue.extendleft(reversed(batch))
+                    self.stats["assign_store_unavailable"] += 1
+                    asyncio.get_running_loop().call_later(STORE_RETRY_SECONDS, self.kick, pool)
+                    return
                 finally:
                     target.reserved -= n
         except Exception:
@@ -222,7 +258,7 @@ class Dispatcher:
         if not claimed:
             return
         items = [({"input_id": w.id, "attempt": w.attempt, "call_id": w.call_id, "timeout": w.timeout,
-                   "method": w.method}, w.args) for w in claimed]
+                   "method": w.method, **({"codec": w.codec} if w.codec else {})}, w.args) for w in claimed]
         self.stats["input_frames"] += 1
         self.stats["inputs_sent"] += len(items)
         if not self.agent.send_inputs(target, items):
@@ -258,13 +294,23 @@ class Dispatcher:
                 touched[pool.key] = pool
             self._collect(pool, items, now, events, transitions, retry_works)
         now = time.time()
-        if events:
-            await self.store.append_events(events)
-            for iid in {e.input_id for e in events}:
-                self.inputs.notify(iid)
+        while True:
+            # results that reached us are kept until written: while the store is unavailable they
+            # wait here (the containers have moved on), and arrive once it is back
+            try:
+                if events:
+                    await self.store.append_events(events)
+                    events_written, events = events, []
+                    for iid in {e.input_id for e in events_written}:
+                        self.inputs.notify(iid)
+                applied = await self.store.transition(transitions, now) if transitions else []
+                break
+            except StoreUnavailable:
+                self.renew_failed_at = time.time()
+                self.stats["output_store_unavailable"] += 1
+                await asyncio.sleep(STORE_RETRY_SECONDS)
         if transitions:
             self.stats["output_batches"] += 1
-            applied = await self.store.transition(transitions, now)
             self._after(transitions, applied, retry_works)
         for pool in touched.values():
             self.kick(pool)
@@ -368,7 +414,12 @@ class Dispatcher:
 
     async def on_heartbeat(self, h: ContainerHandle, running: list[tuple[str, int]]) -> None:
         if running:
-            await self.store.renew_leases(running, lease_expiry(time.time(), self.lease_ttl))
+            try:
+                await self.store.renew_leases(running, lease_expiry(time.time(), self.lease_ttl))
+            except StoreUnavailable:
+                # the worker is alive; only the store is not: the reaper holds off (``renew_failed_at``)
+                self.renew_failed_at = time.time()
+                self.stats["renew_store_unavailable"] += 1
 
     async def on_exit(self, h: ContainerHandle, info: ExitInfo) -> None:
         """A container ended: settle its in-flight inputs, and on a failed start, the pool's queue."""
@@ -385,7 +436,8 @@ class Dispatcher:
             if info.kill_reason == "TIMEOUT":
                 if iid in info.timed_out:
                     r = TerminalReason.TIMEOUT
-                    m = f"input ran longer than its timeout of {pool.options.timeout if pool else '?'} s"
+                    limit = fl.timeout or (pool.options.timeout if pool else "?")
+                    m = f"input ran longer than its timeout of {limit} s"
                 else:
                     r, m = TerminalReason.WORKER_LOST, "container stopped because another input timed out"
             elif info.kill_reason == "CANCELLED":
@@ -423,6 +475,7 @@ class Dispatcher:
                            f"{pool.options.startup_timeout:g} s (imports and @enter hooks)")
             else:
                 message = describe_exit(info) + _tail(info)
+        pool.init_error = message
         works = list(pool.queue)
         pool.queue.clear()
         transitions: list[Transition] = []
@@ -504,15 +557,38 @@ class Dispatcher:
             self.agent.kill(h, "CANCELLED", grace=1.0)
         return sum(applied)
 
+    async def expire_queued(self, works: Iterable[Work | InputRow]) -> int:
+        """End queued inputs whose ttl passed as EXPIRED (they never run); returns how many."""
+        ids = {w.id for w in works}
+        if not ids:
+            return 0
+        for pool in self.pools.values():
+            if pool.queue and any(w.id in ids for w in pool.queue):
+                pool.queue = collections.deque(w for w in pool.queue if w.id not in ids)
+            if pool.delayed and any(w.id in ids for _, _, w in pool.delayed):
+                pool.delayed = [e for e in pool.delayed if e[2].id not in ids]
+                heapq.heapify(pool.delayed)
+        transitions = [self._terminal(i, 0, TerminalReason.EXPIRED, "the job was still queued when its ttl ran out",
+                                      from_states=(InputState.QUEUED,)) for i in sorted(ids)]
+        applied = await self.store.transition(transitions, time.time())
+        calls = {w.id: w.call_id for w in works}
+        for t, ok in zip(transitions, applied, strict=True):
+            if ok:
+                self.stats["to_EXPIRED"] += 1
+                self.inputs.notify(t.input_id)
+                self.calls.notify(calls[t.input_id])
+        return sum(applied)
+
     async def reap_expired(self, now: float) -> int:
         """RUNNING inputs whose lease ran out: the worker is lost (hung, stopped, or its node died)."""
+        if now - self.renew_failed_at < self.lease_ttl:
+            # leases could not be renewed because the store was unavailable, not because workers
+            # went silent: wait until a full lease has passed with renewals written again
+            return 0
         rows = await self.store.expired_leases(now)
         n = 0
         for r in rows:
             h = self.agent.containers.get(r.container_id or "")
-            if h is not None and r.id in h.inflight:
-                self.agent.kill(h, "LOST")      # on_exit will retry it as WORKER_LOST
-                continue
             pool = self.pools.get(h.spec.pool_key) if h else None
             w = self.running.get(r.id)
             if w is None or w.attempt != r.attempt:
@@ -524,8 +600,25 @@ class Dispatcher:
             self.running[r.id] = w
             applied = await self.store.transition([t], now)
             self._after([t], applied, [retry] if retry else [])
+            if applied[0] and h is not None and r.id in h.inflight:
+                # the attempt is over: re-queued at once, fenced by its attempt number (a late result
+                # from the silent worker is refused), and the worker is killed
+                self.agent.kill(h, "LOST")
             n += 1
         return n
+
+
+def _push(queue: collections.deque[Work], w: Work) -> None:
+    """Queue ``w`` behind every input of the same or a higher priority."""
+    at = insert_position(queue, w.priority, priority_of=_priority)
+    if at == len(queue):
+        queue.append(w)
+    else:
+        queue.insert(at, w)
+
+
+def _priority(w: Work) -> int:
+    return w.priority
 
 
 def _finished_row(w: Work, t: Transition) -> InputRow:
@@ -555,6 +648,11 @@ def classify_exit(info: ExitInfo, h: ContainerHandle) -> tuple[TerminalReason, s
     if info.oom_killed:
         limit = h.spec.memory_limit_mib
         return TerminalReason.OOM_KILLED, f"container exceeded its memory limit of {limit} MiB and was OOM-killed"
+    if info.signal == SIGKILL:
+        # not ours (kill_reason is None) and not the cgroup's OOM killer: an operator, the host's
+        # global OOM killer or a node-level kill took the worker — an infrastructure failure, as in
+        # Celery (WorkerLostError) and Ray (system failure); retried without using ``retries``
+        return TerminalReason.WORKER_LOST, "container was killed by SIGKILL from outside surge" + _tail(info)
     if info.signal is not None:
         return TerminalReason.SIGNALED, f"container was killed by signal {info.signal}" + _tail(info)
     return TerminalReason.EXITED, f"container exited with code {info.exit_code} while running the input" + _tail(info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,8 @@ def body(code: str, message: str) -> dict[str, dict[str, str]]:
 def error_response(exc: Error) -> JSONResponse:
     status = status_for(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 429:
+        headers = {"Retry-After": str(max(1, math.ceil(float(exc.details.get("retry_after") or 1))))}
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(body(exc.code, exc.message), status_code=status, headers=headers)
@@ -34,6 +37,9 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for e in exc.errors()[:5]:
+            if e.get("type") == "json_invalid":
+                parts.append(f"the body is not valid JSON ({(e.get('ctx') or {}).get('error', 'cannot parse it')})")
+                continue
             where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
             parts.append(f"{where or 'body'}: {e.get('msg')}")
         return JSONResponse(body("invalid", "invalid request: " + "; ".join(parts)), status_code=422)

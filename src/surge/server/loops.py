@@ -9,6 +9,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from surge.store.errors import StoreUnavailable
+
 log = logging.getLogger("surge.loops")
 
 errors: collections.Counter[str] = collections.Counter()
@@ -22,6 +24,10 @@ async def run_forever(name: str, interval: float, step: Callable[[float], Awaita
             ticks[name] += 1
         except asyncio.CancelledError:
             raise
+        except StoreUnavailable as exc:
+            # expected while the database is away (and reported by /health): one line, no traceback
+            errors[name] += 1
+            log.warning("loop %s: %s", name, exc.message)
         except Exception:
             errors[name] += 1
             log.exception("loop %s failed (error #%d); continuing", name, errors[name])

@@ -1,5 +1,10 @@
 """Applies autoscaling decisions: for each pool, ``core.autoscaler.decide`` says how many containers
-to start and which idle ones to stop; ``core.placement.place`` says where (which GPU indices)."""
+to start and which idle ones to stop; ``core.placement.place`` says where (which GPU indices).
+
+A burst against an empty pool starts every container the decision asks for in one pass: each
+launch returns once the process is spawned or forked (not when it is ready), so the containers
+start in parallel. The scaler also keeps each live snapshot pool's zygote (``agent/starts.py``):
+built ahead of demand, dropped when the pool's version is retired."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from surge.agent.agent import ContainerHandle, LaunchSpec
 from surge.agent.backend import NodeBackend
 from surge.core.autoscaler import AutoscalerConfig, ContainerView, PoolView, decide
 from surge.core.models import ContainerState, TerminalReason
-from surge.core.placement import never_fits, place
+from surge.core.placement import Placement, never_fits, place
 from surge.ids import new_id
 from surge.server.dispatcher import Dispatcher, Pool, spawn
 
@@ -53,6 +58,28 @@ class Scaler:
             if pool.retired and not pool.containers and not pool.queue and not pool.delayed:
                 self.dispatcher.pools.pop(pool.key, None)
                 self._locks.pop(pool.key, None)
+        self._drop_stale_snapshots()
+
+    def _drop_stale_snapshots(self) -> None:
+        """A snapshot belongs to one pool of one version: a redeploy or stop retires the pool, and its
+        zygote goes (containers it forked run on until they stop)."""
+        live = {k for k, p in self.dispatcher.pools.items() if not p.retired}
+        for key in self.agent.snapshot_keys():
+            if key not in live:
+                self.agent.drop_snapshot(key)
+
+    async def _keep_snapshot(self, pool: Pool) -> None:
+        """Build the pool's snapshot before its first container needs it (the launch of a
+        container with a snapshot being built waits for it). Functions with an image or volumes
+        get theirs built by their first container instead: their launch environment is per
+        container."""
+        fn = pool.function.spec
+        if (not pool.options.enable_memory_snapshot or pool.retired or fn.get("volumes") or fn.get("image")
+                or not self.agent.snapshot_wanted(pool.key)):
+            return
+        inventory, _ = self.agent.node_view()
+        spec = await self._launch_spec(pool, new_id("zy"), Placement(inventory.node_id, None, ()))
+        self.agent.prepare_snapshot(spec)
 
     def config(self, pool: Pool) -> AutoscalerConfig:
         o = pool.options
@@ -69,16 +96,17 @@ class Scaler:
             await self._evaluate(pool, now)
 
     async def _evaluate(self, pool: Pool, now: float) -> None:
-        views = tuple(ContainerView(id=h.id, state=h.state, inflight=len(h.inflight) + h.reserved,
+        views = tuple(ContainerView(id=h.id, state=h.state, inflight=len(h.inflight) + h.reserved + h.requests,
                                     idle_since=h.idle_since, started_at=h.created_at)
                       for h in pool.containers.values())
-        queued = len(pool.queue) + sum(1 for t, _, _ in pool.delayed if t <= now + 1.0)
+        queued = len(pool.queue) + len(pool.held) + sum(1 for t, _, _ in pool.delayed if t <= now + 1.0)
         decision = decide(self.config(pool), PoolView(queued=queued, containers=views,
                                                        mean_runtime=pool.mean_runtime), now)
         for cid in decision.stop:
             h = pool.containers.get(cid)
             if h is not None:
                 self.agent.shutdown(h)
+        await self._keep_snapshot(pool)
         if decision.start <= 0 or now < pool.start_blocked_until:
             return
         if pool.retired and not pool.queue:
@@ -115,6 +143,7 @@ class Scaler:
                 self.on_demand(pool)
 
     async def _start_one(self, pool: Pool) -> ContainerHandle | None:
+        requested_at = time.time()
         request = pool.options.resources()
         inventory, usage = self.agent.node_view()
         placement = place(request, [(inventory, usage)])
@@ -125,6 +154,7 @@ class Scaler:
             self._evict_idle_for(pool)
             return None   # fits once something else stops: the inputs wait in the queue
         spec = await self._launch_spec(pool, new_id("ct"), placement)
+        spec.requested_at = requested_at
         h: ContainerHandle = await self.agent.launch(spec)
         if h.live:
             pool.containers[h.id] = h

@@ -95,6 +95,11 @@ class InputRow:
     done_seq: int | None = None  # store-assigned, strictly increasing across completions
     timeout: float | None = None
     max_retries: int = 0
+    # set by the job API (surge.server.jobs) after the insert: queue order (higher first), how the
+    # runtime decodes args (None: cloudpickle from the SDK; "json"), the ttl deadline of the first start
+    priority: int = 0
+    codec: str | None = None
+    start_by: float | None = None
 
 
 # Columns a Transition may set. Anything else is refused (ValueError).
@@ -148,7 +153,8 @@ class ContainerRow:
     exit_code: int | None = None
     signal: int | None = None
     inputs_done: int = 0
-    phases: dict[str, float] = field(default_factory=dict)   # start-up phases in seconds
+    # start-up phases in seconds, plus "start" (fresh | template | snapshot | zygote) and "fallback"
+    phases: dict[str, float | str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -185,7 +191,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ping(self) -> None:
-        """Raise if the database cannot answer (used by /health)."""
+        """Raise (``StoreUnavailable``) if the database cannot take a write now (used by /health)."""
 
     # -- apps, versions, functions -------------------------------------------------------------
     @abc.abstractmethod
@@ -326,8 +332,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def logs_since(self, *, app_id: str | None = None, function_tag: str | None = None,
-                         input_id: str | None = None, since_id: int = 0, limit: int = 1000) -> list[LogLine]:
-        """By id, id > since_id."""
+                         input_id: str | None = None, since_id: int = 0, limit: int = 1000,
+                         workspace: str | None = None) -> list[LogLine]:
+        """By id, id > since_id; only lines of ``workspace``'s apps when given."""
 
     # -- key/value (server settings, schema-free small state) ---------------------------------
     @abc.abstractmethod
@@ -335,3 +342,241 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def kv_set(self, key: str, value: str) -> None: ...
+
+    # -- workspaces, tokens, blob ownership (issue 5: security) ------------------------------
+    @abc.abstractmethod
+    async def create_workspace(self, name: str, now: float) -> bool:
+        """Create the workspace; False if it already exists."""
+
+    @abc.abstractmethod
+    async def list_workspaces(self) -> list[WorkspaceRow]:
+        """By name."""
+
+    @abc.abstractmethod
+    async def create_token(self, row: TokenRow) -> None:
+        """Insert a token (its workspace must exist: NotFoundError otherwise)."""
+
+    @abc.abstractmethod
+    async def list_tokens(self, workspace: str | None = None) -> list[TokenRow]:
+        """All tokens (revoked too), oldest first; only ``workspace``'s when given."""
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_id: str, now: float) -> bool:
+        """Set revoked_at; False if the token is unknown or already revoked."""
+
+    @abc.abstractmethod
+    async def touch_tokens(self, used: Sequence[tuple[str, float]]) -> None:
+        """Record ``(token_id, last_used_at)`` (a later time only ever replaces an earlier one)."""
+
+    @abc.abstractmethod
+    async def add_blob_owner(self, workspace: str, sha256: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    async def blob_owned(self, workspace: str, sha256: str) -> bool:
+        """Whether ``workspace`` uploaded the blob (it may reference only those)."""
+
+    # -- HTTP jobs and webhooks (issue 4: job API) ---------------------------------------------
+    @abc.abstractmethod
+    async def create_job(self, call: CallRow, new_input: NewInput, job: JobRow, webhook: WebhookRow | None,
+                         *, priority: int, codec: str, start_by: float | None,
+                         now: float) -> tuple[CallRow, InputRow, JobRow | None, bool]:
+        """Insert a job's call, its one input (with ``priority``, ``codec`` and ``start_by``), the
+        job row and its webhook, in ONE transaction. ``job.id``/``job.input_id`` are filled in
+        from the call and input. With an idempotency key already taken: nothing is inserted and
+        ``(existing_call, its_first_input, its_job_or_None, False)`` is returned."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> JobRow | None: ...
+
+    @abc.abstractmethod
+    async def get_webhook(self, job_id: str) -> WebhookRow | None: ...
+
+    @abc.abstractmethod
+    async def webhook_attempts(self, job_id: str) -> list[WebhookAttempt]:
+        """By attempt number."""
+
+    @abc.abstractmethod
+    async def webhooks_due(self, now: float, *, limit: int = 200) -> list[WebhookRow]:
+        """Webhooks to send now: WAITING ones whose job has ended, and PENDING ones whose
+        ``next_at`` has come (earliest first)."""
+
+    @abc.abstractmethod
+    async def record_webhook_attempt(self, attempt: WebhookAttempt, *, state: str, next_at: float | None,
+                                     first_at: float) -> None:
+        """Append the attempt and move the webhook to ``state`` (PENDING with ``next_at``,
+        DELIVERED or FAILED), in one transaction."""
+
+    @abc.abstractmethod
+    async def queued_past_start_by(self, now: float, *, limit: int = 1000) -> list[InputRow]:
+        """QUEUED inputs never started (attempt 0) whose ``start_by`` <= now (ttl passed)."""
+
+    @abc.abstractmethod
+    async def purge_jobs(self, now: float) -> int:
+        """Delete job rows (with their webhooks and attempts) whose ``expires_at`` < now and
+        whose call is gone (``purge_expired`` removed it). Returns the number deleted."""
+
+    # -- volumes (issue 3) -----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_volume(self, workspace: str, name: str, now: float) -> tuple[VolumeRow, bool]:
+        """The volume ``name`` of ``workspace``, created (version 0) if missing; ``created`` says
+        whether this call created it."""
+
+    @abc.abstractmethod
+    async def find_volume(self, workspace: str, name: str) -> VolumeRow | None: ...
+
+    @abc.abstractmethod
+    async def get_volume(self, volume_id: str) -> VolumeRow | None: ...
+
+    @abc.abstractmethod
+    async def list_volumes(self, workspace: str | None) -> list[VolumeRow]:
+        """By name; every workspace's (by workspace, then name) when ``workspace`` is None."""
+
+    @abc.abstractmethod
+    async def delete_volume(self, workspace: str, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def set_volume_version(self, volume_id: str, *, expect: int, version: int, now: float,
+                                 size_bytes: int, files: int) -> bool:
+        """Move the committed version from ``expect`` to ``version``; False (nothing changed) if
+        the volume is gone or its version is no longer ``expect``."""
+
+    # -- schedules and secrets (issue 4: schedules, issue 5: secrets) ----------------------------
+    @abc.abstractmethod
+    async def create_scheduled_call(self, fire: ScheduleFire, call: CallRow, inputs: Sequence[NewInput],
+                                    now: float) -> tuple[CallRow, list[InputRow]] | None:
+        """Record the fire time and insert its call and inputs, in ONE transaction; None (nothing
+        inserted) if ``(fire.schedule_key, fire.fire_at)`` already fired. ``fire.call_id`` is
+        taken from ``call``."""
+
+    @abc.abstractmethod
+    async def last_schedule_fire(self, schedule_key: str) -> float | None:
+        """The latest fire time (UNIX seconds) recorded for the schedule, or None."""
+
+    @abc.abstractmethod
+    async def schedule_fires(self, schedule_key: str, *, limit: int = 100) -> list[ScheduleFire]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def purge_schedule_fires(self, before: float) -> int:
+        """Delete fire records older than ``before``, except each schedule's latest (which the
+        catch-up decision needs). Returns the number deleted."""
+
+    @abc.abstractmethod
+    async def put_secret(self, row: SecretRow, *, overwrite: bool) -> bool:
+        """Insert a secret; True if created. If the name exists: with ``overwrite`` its keys and
+        ciphertext are replaced (created_at kept) and False returned, else ConflictError."""
+
+    @abc.abstractmethod
+    async def get_secrets(self, workspace: str, names: Sequence[str]) -> list[SecretRow]:
+        """The named secrets of the workspace that exist (any order)."""
+
+    @abc.abstractmethod
+    async def list_secrets(self, workspace: str) -> list[SecretRow]:
+        """By name."""
+
+    @abc.abstractmethod
+    async def delete_secret(self, workspace: str, name: str) -> bool:
+        """False if there was no such secret."""
+
+
+@dataclass(slots=True)
+class WorkspaceRow:
+    name: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class TokenRow:
+    """An API token. Only the SHA-256 of its secret is stored; ``hint`` is the secret's start."""
+
+    id: str
+    workspace: str
+    name: str
+    role: str                    # "admin" | "member" (see surge.server.tokens)
+    token_hash: str
+    hint: str
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(slots=True)
+class JobRow:
+    """An HTTP job: a call with one JSON input, submitted by ``POST /v1/apps/{app}/functions/{fn}/jobs``."""
+
+    id: str                      # the call's id
+    input_id: str
+    workspace: str
+    app: str                     # names as submitted (the function row has the version)
+    function: str
+    execution_timeout: float
+    ttl: float | None
+    priority: int
+    created_at: float
+    retry_of: str | None = None  # the job this one re-runs (POST /v1/jobs/{id}/retry)
+    expires_at: float | None = None
+
+
+WEBHOOK_STATES = ("WAITING", "PENDING", "DELIVERED", "FAILED")
+
+
+@dataclass(slots=True)
+class WebhookRow:
+    """A job's webhook in the durable outbox (state in ``WEBHOOK_STATES``)."""
+
+    job_id: str
+    input_id: str
+    url: str
+    signer: str                  # whose secret signs the deliveries (a credential id)
+    state: str
+    attempts: int
+    created_at: float
+    next_at: float | None = None
+    first_at: float | None = None
+
+
+@dataclass(slots=True)
+class WebhookAttempt:
+    job_id: str
+    n: int                       # 1, 2, ...
+    at: float
+    duration: float
+    status_code: int | None = None   # None: no HTTP answer (refused, timeout, connection error)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class VolumeRow:
+    """A named volume; its files live under ``SURGE_HOME/volumes/<id>/`` (see ``surge.server.volumes``)."""
+
+    id: str
+    workspace: str
+    name: str
+    created_at: float
+    version: int                 # the committed version containers mount; 0 = empty
+    committed_at: float | None = None
+    size_bytes: int = 0
+    files: int = 0
+
+
+@dataclass(slots=True)
+class ScheduleFire:
+    """A scheduled time that started a call; ``(schedule_key, fire_at)`` is unique."""
+
+    schedule_key: str            # app id + "/" + function tag
+    fire_at: float               # the scheduled time (UNIX seconds; stored to the millisecond)
+    call_id: str
+    workspace: str
+    fired_at: float              # when the call was created
+
+
+@dataclass(slots=True)
+class SecretRow:
+    """A named secret. Only ``ciphertext`` holds values (see ``surge.server.secretbox``)."""
+
+    workspace: str
+    name: str
+    key_names: list[str]
+    ciphertext: bytes
+    created_at: float
+    updated_at: float

@@ -18,11 +18,12 @@ import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, OperationalError
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from surge.store._sql import Exec, Guarded, Insert, MigrationLock, Op, Rows, Script, Tx, adrive
+from surge.store.errors import WRITE_BUDGET, StoreUnavailable
 from surge.store.sqlstore import SqlStore
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class PostgresStore(SqlStore):
         self._pool: AsyncConnectionPool[Any] | None = None
         self._types: dict[tuple[str, str], str] = {}   # (table, column) -> type name, for casts
         self._sql: dict[tuple[Any, ...], str] = {}      # rendered batch statements
+        self.write_budget = WRITE_BUDGET                # longest wait for a pooled connection
 
     def __repr__(self) -> str:
         return f"PostgresStore({re.sub(r':[^:@/]*@', ':***@', self.dsn)!r})"
@@ -77,12 +79,18 @@ class PostgresStore(SqlStore):
     async def _run(self, tx: Tx[T], *, write: bool) -> T:
         if self._pool is None:
             raise RuntimeError(f"{self!r} is not open (await store.open() first)")
-        async with self._pool.connection() as conn:
-            cursor = conn.cursor()
-            if not write:
-                return await adrive(tx, functools.partial(self._apply, cursor))
-            async with conn.transaction():
-                return await adrive(tx, functools.partial(self._apply, cursor))
+        try:
+            async with self._pool.connection(timeout=self.write_budget) as conn:
+                cursor = conn.cursor()
+                if not write:
+                    return await adrive(tx, functools.partial(self._apply, cursor))
+                async with conn.transaction():
+                    return await adrive(tx, functools.partial(self._apply, cursor))
+        except (OperationalError, PoolTimeout) as exc:
+            # the server is down or unreachable (or the transaction must be retried): nothing was
+            # committed, so the caller may retry (HTTP 503)
+            raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__}: "
+                                   f"{str(exc).strip()[:200]}); retry shortly") from exc
 
     async def _apply(self, cursor: AsyncCursor[DictRow], op: Op) -> Any:
         """Run one operation of a transaction generator."""

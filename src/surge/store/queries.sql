@@ -161,3 +161,152 @@ SELECT value FROM kv WHERE key = ?;
 
 -- name: kv_set
 INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- workspaces, tokens, blob ownership (issue 5: security) -------------------------------------
+
+-- name: insert_workspace
+INSERT INTO workspaces (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING;
+
+-- name: list_workspaces
+SELECT * FROM workspaces ORDER BY name;
+
+-- name: workspace_exists
+SELECT name FROM workspaces WHERE name = ?;
+
+-- name: insert_token
+INSERT INTO tokens (id, workspace, name, role, token_hash, hint, created_at, last_used_at, revoked_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: list_tokens
+SELECT * FROM tokens WHERE (? OR workspace = ?) ORDER BY created_at, id;
+
+-- name: revoke_token
+UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL;
+
+-- name: touch_token
+UPDATE tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?);
+
+-- name: insert_blob_owner
+INSERT INTO blob_owners (workspace, sha256, created_at) VALUES (?, ?, ?)
+ON CONFLICT (workspace, sha256) DO NOTHING;
+
+-- name: blob_owned
+SELECT sha256 FROM blob_owners WHERE workspace = ? AND sha256 = ?;
+
+-- HTTP jobs and webhooks (issue 4: job API) --------------------------------------------------
+
+-- name: set_job_input_fields
+UPDATE inputs SET priority = ?, codec = ?, start_by = ? WHERE id = ?;
+
+-- name: insert_job
+INSERT INTO jobs (id, input_id, workspace, app, function, execution_timeout, ttl, priority, created_at,
+                  retry_of, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_webhook
+INSERT INTO webhooks (job_id, input_id, url, signer, state, attempts, created_at, next_at, first_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = ?;
+
+-- name: get_webhook
+SELECT * FROM webhooks WHERE job_id = ?;
+
+-- name: webhook_attempts
+SELECT * FROM webhook_attempts WHERE job_id = ? ORDER BY n;
+
+-- name: webhooks_ended
+-- WAITING webhooks whose job has ended (the partial index holds only WAITING rows).
+SELECT w.* FROM webhooks AS w JOIN inputs AS i ON i.id = w.input_id
+WHERE w.state = 'WAITING' AND i.state NOT IN ('QUEUED', 'RUNNING')
+ORDER BY i.done_seq LIMIT ?;
+
+-- name: webhooks_pending
+SELECT * FROM webhooks WHERE state = 'PENDING' AND next_at <= ? ORDER BY next_at LIMIT ?;
+
+-- name: insert_webhook_attempt
+INSERT INTO webhook_attempts (job_id, n, at, status_code, error, duration) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (job_id, n) DO NOTHING;
+
+-- name: update_webhook
+UPDATE webhooks SET state = ?, attempts = ?, next_at = ?, first_at = ? WHERE job_id = ?;
+
+-- name: queued_past_start_by
+SELECT * FROM inputs WHERE state = 'QUEUED' AND start_by IS NOT NULL AND start_by <= ? AND attempt = 0
+ORDER BY start_by LIMIT ?;
+
+-- name: purgeable_jobs
+SELECT id FROM jobs AS j
+WHERE j.expires_at < ? AND NOT EXISTS (SELECT 1 FROM calls AS c WHERE c.id = j.id);
+
+-- name: purge_webhook_attempts
+DELETE FROM webhook_attempts WHERE job_id = ANY(?);
+
+-- name: purge_webhooks
+DELETE FROM webhooks WHERE job_id = ANY(?);
+
+-- name: purge_jobs
+DELETE FROM jobs WHERE id = ANY(?);
+
+-- volumes (issue 3) -----------------------------------------------------------------------------
+
+-- name: insert_volume
+INSERT INTO volumes (id, workspace, name, created_at, version, committed_at, size_bytes, files)
+VALUES (?, ?, ?, ?, 0, NULL, 0, 0)
+ON CONFLICT (workspace, name) DO NOTHING;
+
+-- name: find_volume
+SELECT * FROM volumes WHERE workspace = ? AND name = ?;
+
+-- name: get_volume
+SELECT * FROM volumes WHERE id = ?;
+
+-- name: list_volumes
+SELECT * FROM volumes WHERE workspace = ? ORDER BY name;
+
+-- name: all_volumes
+SELECT * FROM volumes ORDER BY workspace, name;
+
+-- name: delete_volume
+DELETE FROM volumes WHERE workspace = ? AND name = ?;
+
+-- name: set_volume_version
+-- Compare-and-set on the version: a commit based on a stale version changes nothing.
+UPDATE volumes SET version = ?, committed_at = ?, size_bytes = ?, files = ? WHERE id = ? AND version = ?;
+
+-- schedules and secrets (issue 4: schedules, issue 5: secrets) --------------------------------
+
+-- name: insert_schedule_fire
+-- The primary key refuses a fire time that already fired (the at-most-once guarantee).
+INSERT INTO schedule_fires (schedule_key, fire_at, call_id, workspace, fired_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (schedule_key, fire_at) DO NOTHING;
+
+-- name: last_schedule_fire
+SELECT MAX(fire_at) AS fire_at FROM schedule_fires WHERE schedule_key = ?;
+
+-- name: schedule_fires
+SELECT * FROM schedule_fires WHERE schedule_key = ? ORDER BY fire_at DESC LIMIT ?;
+
+-- name: purge_schedule_fires
+-- Each schedule's latest fire stays: the catch-up decision counts from it.
+DELETE FROM schedule_fires
+WHERE fire_at < ?
+  AND fire_at < (SELECT MAX(g.fire_at) FROM schedule_fires AS g
+                 WHERE g.schedule_key = schedule_fires.schedule_key);
+
+-- name: insert_secret
+INSERT INTO secrets (workspace, name, key_names, ciphertext, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (workspace, name) DO NOTHING;
+
+-- name: replace_secret
+UPDATE secrets SET key_names = ?, ciphertext = ?, updated_at = ? WHERE workspace = ? AND name = ?;
+
+-- name: get_secrets
+SELECT * FROM secrets WHERE workspace = ? AND name = ANY(?);
+
+-- name: list_secrets
+SELECT * FROM secrets WHERE workspace = ? ORDER BY name;
+
+-- name: delete_secret
+DELETE FROM secrets WHERE workspace = ? AND name = ?;

@@ -23,12 +23,14 @@ import json
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from typing import Any, TypeVar
 
 from surge.store._sql import Exec, Guarded, Insert, MigrationLock, Op, Params, Rows, Script, Tx, drive
+from surge.store.errors import WRITE_BUDGET, StoreUnavailable
 from surge.store.sqlstore import SqlStore
 
 T = TypeVar("T")
@@ -52,6 +54,10 @@ class SqliteStore(SqlStore):
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._inline: sqlite3.Connection | None = None   # used on the event loop's thread
+        # set while another process holds the write lock past the budget: writes skip the inline
+        # attempt (each would block the loop for INLINE_BUSY_MS) until one succeeds again
+        self._locked_out = False
+        self.write_budget = WRITE_BUDGET
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
@@ -89,7 +95,7 @@ class SqliteStore(SqlStore):
 
     async def _run(self, tx: Tx[T], *, write: bool) -> T:
         conn = self._inline
-        if conn is not None:
+        if conn is not None and (not write or not self._locked_out):
             cursor = conn.cursor()
             if not write:
                 return drive(tx, functools.partial(_apply, cursor))
@@ -101,7 +107,7 @@ class SqliteStore(SqlStore):
                 # the write lock is held: let the SQL thread wait for it, off the event loop
             else:
                 return _finish(conn, cursor, tx)
-        return await self._call(self._run_on_thread, tx, write)
+        return await self._call(self._run_on_thread, tx, write, time.monotonic() + self.write_budget)
 
     def _new_connection(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -121,13 +127,27 @@ class SqliteStore(SqlStore):
         if conn is not None:
             conn.close()
 
-    def _run_on_thread(self, tx: Tx[T], write: bool) -> T:
+    def _run_on_thread(self, tx: Tx[T], write: bool, deadline: float) -> T:
         conn = self._conn
         assert conn is not None
         cursor = conn.cursor()
         if not write:
             return drive(tx, functools.partial(_apply, cursor))
-        cursor.execute("BEGIN IMMEDIATE")
+        # wait for the write lock until the deadline set when the write was submitted (time spent
+        # queued behind other writes counts), so no caller waits longer than the budget
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        try:
+            if left_ms <= 0:
+                raise sqlite3.OperationalError("database is locked (the write waited its whole budget in line)")
+            cursor.execute(f"PRAGMA busy_timeout = {left_ms}")
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            self._locked_out = True
+            raise StoreUnavailable(f"the database {self.path} is locked by another process "
+                                   f"(waited {self.write_budget:g} s for its write lock); retry shortly") from exc
+        self._locked_out = False
         return _finish(conn, cursor, tx)
 
 

@@ -7,13 +7,14 @@ which the concrete store implements; reads run outside explicit transactions.
 from __future__ import annotations
 
 import abc
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
 from surge.core.models import ContainerState, InputState
-from surge.errors import NotFoundError
+from surge.errors import ConflictError, NotFoundError
 from surge.ids import new_id
 from surge.store import _codec as C
 from surge.store._sql import (
@@ -34,6 +35,7 @@ from surge.store._sql import (
 )
 from surge.store.base import (
     TRANSITION_COLUMNS,
+    WEBHOOK_STATES,
     AppRow,
     AppVersionRow,
     CallRow,
@@ -41,11 +43,19 @@ from surge.store.base import (
     FunctionRow,
     InputEvent,
     InputRow,
+    JobRow,
     LogLine,
     NewInput,
+    ScheduleFire,
+    SecretRow,
     Store,
+    TokenRow,
     Transition,
     UsageEvent,
+    VolumeRow,
+    WebhookAttempt,
+    WebhookRow,
+    WorkspaceRow,
 )
 
 T = TypeVar("T")
@@ -80,7 +90,8 @@ class SqlStore(Store):
         return done
 
     async def ping(self) -> None:
-        await self._read(Q["ping"])
+        # a write transaction: SQLite answers reads while another process holds its write lock
+        await self._run(single(Rows(Q["ping"], ())), write=True)
 
     # -- apps, versions, functions -------------------------------------------------------------
     async def create_version(self, workspace: str, name: str, *, deployed: bool, source_hash: str,
@@ -228,9 +239,11 @@ class SqlStore(Store):
             await self._run(_append_logs(lines), write=True)
 
     async def logs_since(self, *, app_id: str | None = None, function_tag: str | None = None,
-                         input_id: str | None = None, since_id: int = 0, limit: int = 1000) -> list[LogLine]:
+                         input_id: str | None = None, since_id: int = 0, limit: int = 1000,
+                         workspace: str | None = None) -> list[LogLine]:
         where, params = _where(("id > ?", since_id), ("app_id = ?", app_id),
-                               ("function_tag = ?", function_tag), ("input_id = ?", input_id))
+                               ("function_tag = ?", function_tag), ("input_id = ?", input_id),
+                               ("app_id IN (SELECT id FROM apps WHERE workspace = ?)", workspace))
         return C.LOG.rows(await self._read(Q["logs_since"].format(where=where), *params, limit))
 
     # -- key/value -----------------------------------------------------------------------------
@@ -241,8 +254,144 @@ class SqlStore(Store):
     async def kv_set(self, key: str, value: str) -> None:
         await self._run(single(Exec(Q["kv_set"], (key, value))), write=True)
 
+    # -- workspaces, tokens, blob ownership (issue 5: security) ------------------------------
+    async def create_workspace(self, name: str, now: float) -> bool:
+        created: int = await self._run(single(Exec(Q["insert_workspace"], (name, now))), write=True)
+        return created > 0
+
+    async def list_workspaces(self) -> list[WorkspaceRow]:
+        return _WORKSPACE.rows(await self._read(Q["list_workspaces"]))
+
+    async def create_token(self, row: TokenRow) -> None:
+        await self._run(_create_token(row), write=True)
+
+    async def list_tokens(self, workspace: str | None = None) -> list[TokenRow]:
+        return _TOKEN.rows(await self._read(Q["list_tokens"], workspace is None, workspace or ""))
+
+    async def revoke_token(self, token_id: str, now: float) -> bool:
+        changed: int = await self._run(single(Exec(Q["revoke_token"], (now, token_id))), write=True)
+        return changed > 0
+
+    async def touch_tokens(self, used: Sequence[tuple[str, float]]) -> None:
+        if used:
+            await self._run(_touch_tokens(used), write=True)
+
+    async def add_blob_owner(self, workspace: str, sha256: str, now: float) -> None:
+        await self._run(single(Exec(Q["insert_blob_owner"], (workspace, sha256, now))), write=True)
+
+    async def blob_owned(self, workspace: str, sha256: str) -> bool:
+        return bool(await self._read(Q["blob_owned"], workspace, sha256))
+
+    # -- HTTP jobs and webhooks (issue 4: job API) ---------------------------------------------
+    async def create_job(self, call: CallRow, new_input: NewInput, job: JobRow, webhook: WebhookRow | None,
+                         *, priority: int, codec: str, start_by: float | None,
+                         now: float) -> tuple[CallRow, InputRow, JobRow | None, bool]:
+        tx = _create_job(call, new_input, job, webhook, priority, codec, start_by, now)
+        return await self._run(tx, write=True)
+
+    async def get_job(self, job_id: str) -> JobRow | None:
+        return _first(_JOB, await self._read(Q["get_job"], job_id))
+
+    async def get_webhook(self, job_id: str) -> WebhookRow | None:
+        return _first(_WEBHOOK, await self._read(Q["get_webhook"], job_id))
+
+    async def webhook_attempts(self, job_id: str) -> list[WebhookAttempt]:
+        return _WEBHOOK_ATTEMPT.rows(await self._read(Q["webhook_attempts"], job_id))
+
+    async def webhooks_due(self, now: float, *, limit: int = 200) -> list[WebhookRow]:
+        ended = _WEBHOOK.rows(await self._read(Q["webhooks_ended"], limit))
+        pending = _WEBHOOK.rows(await self._read(Q["webhooks_pending"], now, limit))
+        return ended + pending
+
+    async def record_webhook_attempt(self, attempt: WebhookAttempt, *, state: str, next_at: float | None,
+                                     first_at: float) -> None:
+        if state not in WEBHOOK_STATES:
+            raise ValueError(f"webhook state {state!r}; expected one of {WEBHOOK_STATES}")
+        await self._run(_record_webhook_attempt(attempt, state, next_at, first_at), write=True)
+
+    async def queued_past_start_by(self, now: float, *, limit: int = 1000) -> list[InputRow]:
+        return C.INPUT.rows(await self._read(Q["queued_past_start_by"], now, limit))
+
+    async def purge_jobs(self, now: float) -> int:
+        return await self._run(_purge_jobs(now), write=True)
+
+    # -- volumes (issue 3) -----------------------------------------------------------------------
+    async def create_volume(self, workspace: str, name: str, now: float) -> tuple[VolumeRow, bool]:
+        return await self._run(_create_volume(workspace, name, now), write=True)
+
+    async def find_volume(self, workspace: str, name: str) -> VolumeRow | None:
+        return _first(_VOLUME, await self._read(Q["find_volume"], workspace, name))
+
+    async def get_volume(self, volume_id: str) -> VolumeRow | None:
+        return _first(_VOLUME, await self._read(Q["get_volume"], volume_id))
+
+    async def list_volumes(self, workspace: str | None) -> list[VolumeRow]:
+        if workspace is None:
+            return _VOLUME.rows(await self._read(Q["all_volumes"]))
+        return _VOLUME.rows(await self._read(Q["list_volumes"], workspace))
+
+    async def delete_volume(self, workspace: str, name: str) -> bool:
+        changed: int = await self._run(single(Exec(Q["delete_volume"], (workspace, name))), write=True)
+        return changed > 0
+
+    async def set_volume_version(self, volume_id: str, *, expect: int, version: int, now: float,
+                                 size_bytes: int, files: int) -> bool:
+        op = Exec(Q["set_volume_version"], (version, now, size_bytes, files, volume_id, expect))
+        changed: int = await self._run(single(op), write=True)
+        return changed > 0
+
+    # -- schedules and secrets (issue 4: schedules, issue 5: secrets) ----------------------------
+    async def create_scheduled_call(self, fire: ScheduleFire, call: CallRow, inputs: Sequence[NewInput],
+                                    now: float) -> tuple[CallRow, list[InputRow]] | None:
+        return await self._run(_create_scheduled_call(fire, call, inputs, now), write=True)
+
+    async def last_schedule_fire(self, schedule_key: str) -> float | None:
+        rows = await self._read(Q["last_schedule_fire"], schedule_key)
+        ms = rows[0]["fire_at"] if rows else None
+        return None if ms is None else int(ms) / 1000.0
+
+    async def schedule_fires(self, schedule_key: str, *, limit: int = 100) -> list[ScheduleFire]:
+        return [ScheduleFire(r["schedule_key"], int(r["fire_at"]) / 1000.0, r["call_id"], r["workspace"],
+                             float(r["fired_at"]))
+                for r in await self._read(Q["schedule_fires"], schedule_key, limit)]
+
+    async def purge_schedule_fires(self, before: float) -> int:
+        op = Exec(Q["purge_schedule_fires"], (_ms(before),))
+        deleted: int = await self._run(single(op), write=True)
+        return deleted
+
+    async def put_secret(self, row: SecretRow, *, overwrite: bool) -> bool:
+        return await self._run(_put_secret(row, overwrite), write=True)
+
+    async def get_secrets(self, workspace: str, names: Sequence[str]) -> list[SecretRow]:
+        if not names:
+            return []
+        return _SECRET.rows(await self._read(Q["get_secrets"], workspace, list(names)))
+
+    async def list_secrets(self, workspace: str) -> list[SecretRow]:
+        return _SECRET.rows(await self._read(Q["list_secrets"], workspace))
+
+    async def delete_secret(self, workspace: str, name: str) -> bool:
+        changed: int = await self._run(single(Exec(Q["delete_secret"], (workspace, name))), write=True)
+        return changed > 0
+
 
 # -- transactions --------------------------------------------------------------------------------
+
+_WORKSPACE = C.Codec(WorkspaceRow, decode={"created_at": float})
+_TOKEN = C.Codec(TokenRow, decode={"created_at": float})
+
+
+def _create_token(row: TokenRow) -> Tx[None]:
+    if not (yield Rows(Q["workspace_exists"], (row.workspace,))):
+        raise NotFoundError(f"no workspace {row.workspace!r}; create it with `surge workspace create`")
+    yield Exec(Q["insert_token"], _TOKEN.values(row))
+
+
+def _touch_tokens(used: Sequence[tuple[str, float]]) -> Tx[None]:
+    for token_id, at in used:
+        yield Exec(Q["touch_token"], (at, token_id, at))
+
 
 def _migration(version: int, script: str) -> Tx[bool]:
     yield MigrationLock()
@@ -396,3 +545,85 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     """AND the conditions whose value is not None (keeps each filter able to use its index)."""
     kept = [(sql, value) for sql, value in conditions if value is not None]
     return " AND ".join(sql for sql, _ in kept) or "TRUE", [value for _, value in kept]
+
+
+# -- HTTP jobs and webhooks (issue 4: job API) ----------------------------------------------------
+
+_JOB = C.Codec(JobRow, decode={"created_at": float})
+_WEBHOOK = C.Codec(WebhookRow, decode={"created_at": float})
+_WEBHOOK_ATTEMPT = C.Codec(WebhookAttempt, decode={"at": float, "duration": float})
+
+
+def _create_job(call: CallRow, new_input: NewInput, job: JobRow, webhook: WebhookRow | None, priority: int,
+                codec: str, start_by: float | None,
+                now: float) -> Tx[tuple[CallRow, InputRow, JobRow | None, bool]]:
+    call, rows, created = yield from _create_call(call, [new_input], now)
+    if not created:
+        found = yield Rows(Q["get_job"], (call.id,))
+        return call, rows[0], _first(_JOB, found), False
+    row = rows[0]
+    yield Exec(Q["set_job_input_fields"], (priority, codec, start_by, row.id))
+    row.priority, row.codec, row.start_by = priority, codec, start_by
+    job = replace(job, id=call.id, input_id=row.id)
+    yield Exec(Q["insert_job"], (job.id, job.input_id, job.workspace, job.app, job.function,
+                                 job.execution_timeout, job.ttl, job.priority, job.created_at, job.retry_of,
+                                 job.expires_at))
+    if webhook is not None:
+        w = replace(webhook, job_id=call.id, input_id=row.id)
+        yield Exec(Q["insert_webhook"], (w.job_id, w.input_id, w.url, w.signer, w.state, w.attempts,
+                                         w.created_at, w.next_at, w.first_at))
+    return call, row, job, True
+
+
+def _record_webhook_attempt(a: WebhookAttempt, state: str, next_at: float | None, first_at: float) -> Tx[None]:
+    yield Exec(Q["insert_webhook_attempt"], (a.job_id, a.n, a.at, a.status_code, a.error, a.duration))
+    yield Exec(Q["update_webhook"], (state, a.n, next_at, first_at, a.job_id))
+
+
+def _purge_jobs(now: float) -> Tx[int]:
+    ids = [r["id"] for r in (yield Rows(Q["purgeable_jobs"], (now,)))]
+    if ids:
+        for query in ("purge_webhook_attempts", "purge_webhooks", "purge_jobs"):
+            yield Exec(Q[query], (ids,))
+    return len(ids)
+
+
+# -- volumes (issue 3) ----------------------------------------------------------------------------
+
+_VOLUME = C.Codec(VolumeRow, decode={"created_at": float, "committed_at": float})
+
+
+def _create_volume(workspace: str, name: str, now: float) -> Tx[tuple[VolumeRow, bool]]:
+    created = yield Exec(Q["insert_volume"], (new_id("vo"), workspace, name, now))
+    rows = yield Rows(Q["find_volume"], (workspace, name))
+    return _VOLUME.row(rows[0]), bool(created)
+
+
+# -- schedules and secrets (issue 4: schedules, issue 5: secrets) --------------------------------
+
+_SECRET = C.Codec(SecretRow, encode={"key_names": C.dumps},
+                  decode={"key_names": json.loads, "ciphertext": bytes, "created_at": float,
+                          "updated_at": float})
+
+
+def _ms(t: float) -> int:
+    return round(t * 1000)
+
+
+def _create_scheduled_call(fire: ScheduleFire, call: CallRow, inputs: Sequence[NewInput],
+                           now: float) -> Tx[tuple[CallRow, list[InputRow]] | None]:
+    if not (yield Exec(Q["insert_schedule_fire"], (fire.schedule_key, _ms(fire.fire_at), call.id,
+                                                   fire.workspace, fire.fired_at))):
+        return None
+    call, rows, _ = yield from _create_call(call, inputs, now)
+    return call, rows
+
+
+def _put_secret(row: SecretRow, overwrite: bool) -> Tx[bool]:
+    if (yield Exec(Q["insert_secret"], _SECRET.values(row))):
+        return True
+    if not overwrite:
+        raise ConflictError(f"secret {row.name!r} already exists; pass --force (overwrite=True) to replace it")
+    yield Exec(Q["replace_secret"], (C.dumps(row.key_names), row.ciphertext, row.updated_at, row.workspace,
+                                     row.name))
+    return False

@@ -93,6 +93,8 @@ def crash(how: str) -> dict[str, object]:
         sys.exit(3)
     if how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if how == "abort":
+        os.abort()
     if how == "segfault":
         ctypes.string_at(0)
     return _where()

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from surge.errors import NotFoundError
+from surge.errors import InvalidError, NotFoundError
 from surge.server.routes.deps import Plane, Workspace
 
 router = APIRouter(prefix="/v1/apps", tags=["apps"])
@@ -27,6 +27,8 @@ class Rollback(BaseModel):
 @router.post("", status_code=201)
 async def create_app(body: CreateApp, cp: Plane, ws: Workspace) -> dict[str, Any]:
     """Create an ephemeral app (``surge run``) or a new immutable version of a deployed one."""
+    if not await cp.store.blob_owned(ws, body.source_hash):
+        raise InvalidError(f"source archive {body.source_hash} was not uploaded; PUT /v1/blobs/{{sha}} first")
     return await cp.create_app(ws, body.model_dump())
 
 

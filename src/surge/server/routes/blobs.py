@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 
 from surge.errors import TooLargeError
@@ -12,7 +14,9 @@ MAX_BLOB = 64 << 20
 
 @router.get("/{sha}/exists")
 async def blob_exists(sha: str, cp: Plane, ws: Workspace) -> dict[str, bool]:
-    return {"exists": cp.blobs.exists(sha)}
+    """Whether this workspace uploaded the blob (blobs are stored once, but a workspace may use only
+    the ones it uploaded: uploading proves it has the bytes)."""
+    return {"exists": cp.blobs.exists(sha) and await cp.store.blob_owned(ws, sha)}
 
 
 @router.put("/{sha}", status_code=201)
@@ -29,4 +33,5 @@ async def put_blob(sha: str, request: Request, cp: Plane, ws: Workspace) -> dict
             raise TooLargeError(f"blob is over the limit of {MAX_BLOB:,} bytes")
         chunks.append(chunk)
     cp.blobs.put(sha, b"".join(chunks))
+    await cp.store.add_blob_owner(ws, sha, time.time())
     return {"sha256": sha}

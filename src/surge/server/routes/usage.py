@@ -6,7 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from surge.core.metering import DEFAULT_PRICES, ContainerResources, UsageReport, segments, summarize
+from surge.core.metering import (
+    DEFAULT_PRICES,
+    ContainerResources,
+    UsageReport,
+    cold_starts,
+    segments,
+    summarize,
+)
 from surge.server.routes.deps import Plane, Workspace
 
 router = APIRouter(prefix="/v1", tags=["usage"])
@@ -37,12 +44,19 @@ async def usage(cp: Plane, ws: Workspace, since: float | None = Query(None, desc
         h = cp.agent.containers.get(r.id)
         fn = None if h else await cp.store.get_function(r.function_id)
         tag = h.spec.function_tag if h else str((fn.spec.get("cls") or fn.spec.get("tag")) if fn else "?")
-        tags[r.id] = f"{names[r.app_id]}::{tag}"
+        # a memory snapshot's zygote holds the function's memory: billed beside it, apart
+        tags[r.id] = f"{names[r.app_id]}::{tag}" + (" [snapshot]" if r.phases.get("start") == "zygote" else "")
     events = await cp.store.usage_events(container_ids=list(resources), since=0.0) if resources else []
     segs = segments([(e.container_id, e.kind, e.at) for e in events], now)
     report = summarize(segs, resources, DEFAULT_PRICES, since=since, until=until or now, group_by=lambda cid: tags.get(cid, "?"))
     out = _report_json(report)
     out["by_function"] = {k: _report_json(v) for k, v in sorted(report.by_group.items())}
+    started = [r for r in rows if since <= r.created_at <= (until or now) and r.phases.get("start") != "zygote"]
+    out["cold_starts"] = {
+        kind: {"count": c.count, "ready": c.ready, "seconds": c.seconds, "mean_seconds": c.mean}
+        for kind, c in cold_starts([(str(r.phases.get("start") or "fresh"),
+                                     r.ready_at - r.created_at if r.ready_at else None) for r in started]).items()
+        if kind != "zygote"}
     out["window"] = {"since": since, "until": until or now}
     out["prices"] = {"gpu_per_second": dict(DEFAULT_PRICES.gpu_per_second),
                      "cpu_core_per_second": DEFAULT_PRICES.cpu_core_per_second,

@@ -1,0 +1,581 @@
+"""The web gateway: serves ``/web/{app}/{label}/...`` by proxying each request to a container of
+the endpoint's function.
+
+Routing. ``{app}`` is a deployed app's name (default workspace), ``{workspace}--{name}`` for
+another workspace, or an app's id (how ephemeral apps are reached); ``{label}`` names the
+endpoint in the app. Resolutions are cached and checked against the control plane's cached app
+row on every request, so a redeploy or a stop takes effect at once.
+
+Capacity. A request takes one of the container's ``max_inputs`` slots (1 unless
+``@surge.concurrent``), shared with ``.remote()`` inputs; while it runs the container is BUSY
+(metered as busy time, never scaled down). With no free slot, the request is *held* (a
+Knative-activator-style buffer): it waits in the pool's ``held`` queue, which the autoscaler
+counts as demand like queued inputs, until a container has room, the function's container fails
+to start (503 with the reason), or the hold deadline passes (503 + ``Retry-After``).
+
+Proxying. HTTP/1.1 over a kept-alive connection pool per container (a Unix socket in the agent's
+run directory; TCP to ``127.0.0.1:port`` for ``@surge.web_server``), with an ``asyncio.Protocol``
+and httptools' C parser on the upstream side. Bodies stream both ways with backpressure: an
+upload is written as it arrives (the socket's flow control pauses us), the response is relayed
+chunk by chunk as the container produces it (SSE, chunked), and upstream reading pauses while the
+client is slower than the container. A client that disconnects mid-response closes the upstream
+connection, which the container's server sees as a disconnect too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+
+from surge.agent.agent import ContainerHandle
+from surge.core.models import ContainerState
+from surge.server.dispatcher import Pool
+from surge.server.http_errors import body as error_body
+from surge.store.base import DEFAULT_WORKSPACE, FunctionRow
+from surge.wire import web_socket_path
+
+log = logging.getLogger("surge.gateway")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# hop-by-hop headers (RFC 9110 §7.6.1) and the ones the proxy sets itself
+_DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+                           b"transfer-encoding", b"upgrade", b"expect", b"content-length",
+                           b"x-forwarded-prefix"})
+_DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+                            b"transfer-encoding", b"upgrade"})
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+READ_HIGH_WATER = 256 << 10        # pause reading the container above this much unsent response
+IDLE_CONNECTIONS = 64              # kept-alive connections kept per container
+LIVE = (ContainerState.STARTING, ContainerState.IDLE, ContainerState.BUSY)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    app_id: str
+    app_ref: str                 # as it appears in the URL
+    version: int
+    workspace: str
+    function: FunctionRow
+    kind: str
+    label: str
+    requires_auth: bool
+    port: int | None
+    timeout: float               # the function's timeout: the longest wait for response headers
+
+    @property
+    def prefix(self) -> str:
+        return f"/web/{self.app_ref}/{self.label}"
+
+
+class Unavailable(Exception):
+    """No container could take the request; ``retry_after`` seconds is a fair wait."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class _Upstream(asyncio.Protocol):
+    """One HTTP/1.1 connection to a container, parsed with httptools."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key                                   # the container id
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._event: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._paused_reading = False
+        self.reset(False)
+
+    def reset(self, head_only: bool) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.head_only = head_only
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.done = False
+        self.keep_alive = False
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.received = False
+        self.error: Exception | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.error = exc
+            self.abort()
+        if self.buffered > READ_HIGH_WATER and not self._paused_reading and self.transport is not None:
+            self._paused_reading = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    # -- httptools callbacks --------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.headers_done = True
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.head_only:
+            self.done = True         # a HEAD response has no body, whatever Content-Length says
+            self.keep_alive = False
+
+    def on_body(self, body: bytes) -> None:
+        if not self.head_only:
+            self.chunks.append(body)
+            self.buffered += len(body)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+    # -- used by the proxy ------------------------------------------------------------------------
+    def _wake(self) -> None:
+        if self._event is not None and not self._event.done():
+            self._event.set_result(None)
+
+    async def wait(self) -> None:
+        """Until more of the response arrived or the connection closed."""
+        self._event = asyncio.get_running_loop().create_future()
+        try:
+            await self._event
+        finally:
+            self._event = None
+
+    def take(self) -> bytes:
+        out = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks = []
+        self.buffered = 0
+        if self._paused_reading and self.transport is not None:
+            self._paused_reading = False
+            self.transport.resume_reading()
+        return out
+
+    async def drain(self) -> None:
+        if self._writable is not None:
+            await self._writable
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.done and self.keep_alive and self.error is None
+
+
+class Gateway:
+    def __init__(self, plane: Any, *, hold_timeout: float = 150.0,
+                 authorize: Callable[[str], Awaitable[tuple[str, bool] | None]] | None = None) -> None:
+        self.plane = plane
+        self.dispatcher = plane.dispatcher
+        self.agent = plane.agent
+        self.hold_timeout = hold_timeout
+        # an Authorization header value → (workspace, is_admin), or None if it is not a valid token
+        self.authorize = authorize
+        self._routes: dict[tuple[str, str], Endpoint] = {}
+        self._idle: dict[str, list[_Upstream]] = {}
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.dispatcher.on_room = self.on_room
+
+    # -- routing ---------------------------------------------------------------------------------
+    async def resolve(self, app_ref: str, label: str) -> Endpoint | None:
+        ep = self._routes.get((app_ref, label))
+        if ep is not None:
+            app = await self.plane.app_row(ep.app_id)
+            if app is not None and app.state in ("deployed", "ephemeral") and app.current_version == ep.version:
+                return ep
+            del self._routes[(app_ref, label)]
+        ep = await self._lookup(app_ref, label)
+        if ep is not None:
+            if len(self._routes) > 10_000:
+                self._routes.clear()
+            self._routes[(app_ref, label)] = ep
+        return ep
+
+    async def _lookup(self, app_ref: str, label: str) -> Endpoint | None:
+        if app_ref.startswith("ap-"):
+            app = await self.plane.app_row(app_ref)
+            if app is None or app.state not in ("deployed", "ephemeral") or app.current_version <= 0:
+                return None
+            fns = await self.plane.store.list_functions(app.id, app.current_version)
+        else:
+            workspace, sep, name = app_ref.partition("--")
+            if not sep:
+                workspace, name = DEFAULT_WORKSPACE, app_ref
+            app, fns = await self.plane.deployed_functions(workspace, name)
+            if app is None or app.state != "deployed":
+                return None
+        for fn in fns:
+            web = fn.spec.get("web")
+            if web and web.get("label") == label:
+                return Endpoint(app_id=app.id, app_ref=app_ref, version=app.current_version,
+                                workspace=app.workspace, function=fn, kind=str(web["kind"]), label=label,
+                                requires_auth=bool(web.get("requires_auth")), port=web.get("port"),
+                                timeout=float(fn.spec.get("options", {}).get("timeout", 300)))
+        return None
+
+    def endpoints_json(self, app_ref: str, app_id: str, fns: list[FunctionRow]) -> list[dict[str, Any]]:
+        out = []
+        for fn in fns:
+            web = fn.spec.get("web")
+            if web:
+                out.append({"function": fn.spec.get("tag"), "app_id": app_id, "label": web["label"],
+                            "kind": web["kind"], "method": web.get("method"),
+                            "requires_auth": bool(web.get("requires_auth")),
+                            "path": f"/web/{app_ref}/{web['label']}"})
+        return out
+
+    # -- capacity ----------------------------------------------------------------------------------
+    @staticmethod
+    def _room(h: ContainerHandle) -> int:
+        if h.state not in (ContainerState.IDLE, ContainerState.BUSY) or h.writer is None:
+            return 0
+        return h.spec.max_inputs - len(h.inflight) - h.reserved - h.requests
+
+    def _take(self, pool: Pool) -> ContainerHandle | None:
+        """The fullest container with a free slot (most recently busy first), its slot taken."""
+        best: ContainerHandle | None = None
+        best_key: tuple[int, float] = (0, 0.0)
+        for h in pool.containers.values():
+            room = self._room(h)
+            if room > 0:
+                key = (room, -(h.idle_since or 0.0))
+                if best is None or key < best_key:
+                    best, best_key = h, key
+        if best is not None:
+            self._begin(best)
+        return best
+
+    def _begin(self, h: ContainerHandle) -> None:
+        h.requests += 1
+        if h.state == ContainerState.IDLE:
+            h.state = ContainerState.BUSY
+            self.agent.listener.on_state(h, "busy", time.time())
+
+    def _end(self, h: ContainerHandle, pool: Pool) -> None:
+        h.requests -= 1
+        if h.requests == 0 and not h.inflight and h.state == ContainerState.BUSY:
+            now = time.time()
+            h.state = ContainerState.IDLE
+            h.idle_since = now
+            self.agent.listener.on_state(h, "idle", now)
+        if pool.held:
+            self.on_room(pool)
+
+    def on_room(self, pool: Pool) -> None:
+        """Hand free slots to held requests, oldest first; fail them if the pool cannot start."""
+        held = pool.held
+        while held:
+            fut = held[0]
+            if fut.done():
+                held.popleft()
+                continue
+            h = self._take(pool)
+            if h is None:
+                break
+            held.popleft()
+            fut.set_result(h)
+        if held and pool.init_failures and not any(c.state in LIVE for c in pool.containers.values()):
+            reason = pool.init_error or "the container failed to start"
+            while held:
+                fut = held.popleft()
+                if not fut.done():
+                    fut.set_exception(Unavailable(f"the endpoint's container failed to start: {reason}", 5))
+
+    async def _acquire(self, pool: Pool) -> ContainerHandle:
+        h = self._take(pool)
+        if h is not None:
+            return h
+        if pool.retired:
+            raise Unavailable("this version of the app is being replaced; retry", 1)
+        fut: asyncio.Future[ContainerHandle] = asyncio.get_running_loop().create_future()
+        pool.held.append(fut)
+        self.stats["held"] += 1
+        self.plane.scaler.on_demand(pool)
+        wait = min(self.hold_timeout, pool.options.timeout)
+        try:
+            async with asyncio.timeout(wait):
+                return await fut
+        except TimeoutError:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                return fut.result()      # granted just as the deadline passed
+            with contextlib.suppress(ValueError):
+                pool.held.remove(fut)
+            self.stats["hold_expired"] += 1
+            raise Unavailable(f"no container could take the request within {wait:g} s (the endpoint is at "
+                              "capacity or still starting); retry later", max(1, round(wait / 10))) from None
+        except BaseException:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._end(fut.result(), pool)
+            fut.cancel()
+            raise
+
+    # -- the ASGI endpoint ---------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        parts = scope["path"].split("/", 4)      # "", "web", app, label, rest
+        ep = await self.resolve(parts[2], parts[3]) if len(parts) >= 4 and parts[2] and parts[3] else None
+        if ep is None:
+            what = "/".join(parts[2:4])
+            await _error(send, 404, "not_found", f"no web endpoint at /web/{what}: check the app name (or id) "
+                                                 "and the label (`surge app list`; Function.get_web_url())")
+            return
+        if ep.requires_auth and not await self._authorized(scope, ep):
+            await _error(send, 401, "auth", "this endpoint requires a surge token: send 'Authorization: Bearer "
+                                            "<token>' (requires_auth=True)", [(b"www-authenticate", b"Bearer")])
+            return
+        pool = self.dispatcher.pools.get(ep.function.id)
+        if pool is None:
+            pool = await self.plane.pool(ep.function, ep.function.id, None, ep.workspace)
+        try:
+            h = await self._acquire(pool)
+        except Unavailable as exc:
+            await _error(send, 503, "unavailable", exc.message, [(b"retry-after", str(exc.retry_after).encode())])
+            return
+        try:
+            await self._proxy(ep, h, scope, receive, send, b"/" + parts[4].encode() if len(parts) > 4 else b"/")
+        finally:
+            self._end(h, pool)
+
+    async def _authorized(self, scope: Scope, ep: Endpoint) -> bool:
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
+        if self.authorize is None or not header:
+            return False
+        who = await self.authorize(header)
+        return who is not None and (who[1] or who[0] == ep.workspace)
+
+    # -- proxying ----------------------------------------------------------------------------------
+    async def _connect(self, ep: Endpoint, h: ContainerHandle) -> _Upstream:
+        idle = self._idle.get(h.id)
+        while idle:
+            up = idle.pop()
+            if not up.closed:
+                return up
+        loop = asyncio.get_running_loop()
+        if ep.kind == "server":
+            _, up = await loop.create_connection(lambda: _Upstream(h.id), "127.0.0.1", ep.port or 0)
+        else:
+            run_dir = os.path.dirname(self.agent.socket_path)
+            _, up = await loop.create_unix_connection(lambda: _Upstream(h.id), web_socket_path(run_dir, h.id))
+        self.stats["connections"] += 1
+        if len(self._idle) > 2 * len(self.agent.containers) + 8:
+            for cid in [c for c in self._idle if c not in self.agent.containers]:
+                for stale in self._idle.pop(cid):
+                    stale.abort()
+        return up
+
+    def _release(self, up: _Upstream) -> None:
+        if up.reusable:
+            idle = self._idle.setdefault(up.key, [])
+            if len(idle) < IDLE_CONNECTIONS:
+                idle.append(up)
+                return
+        up.abort()
+
+    def _head(self, ep: Endpoint, scope: Scope, path: bytes) -> bytes:
+        method = scope["method"].encode()
+        target = path + b"?" + scope["query_string"] if scope["query_string"] else path
+        out = [method, b" ", target, b" HTTP/1.1\r\n"]
+        host = b""
+        forwarded_for = b""
+        auth_endpoint = ep.requires_auth
+        for k, v in scope["headers"]:
+            if k in _DROP_REQUEST or (auth_endpoint and k == b"authorization"):
+                continue
+            if k == b"host":
+                host = v
+            elif k == b"x-forwarded-for":
+                forwarded_for = v + b", "
+                continue
+            out += (k, b": ", v, b"\r\n")
+        client = scope.get("client")
+        if client:
+            out += (b"x-forwarded-for: ", forwarded_for, client[0].encode(), b"\r\n")
+        out += (b"x-forwarded-proto: ", scope.get("scheme", "http").encode(), b"\r\nx-forwarded-host: ", host,
+                b"\r\nx-forwarded-prefix: ", ep.prefix.encode(), b"\r\n")
+        return b"".join(out)
+
+    async def _proxy(self, ep: Endpoint, h: ContainerHandle, scope: Scope, receive: Receive, send: Send,
+                     path: bytes) -> None:
+        head = self._head(ep, scope, path)
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
+        body: bytes = msg.get("body", b"")
+        streamed = bool(msg.get("more_body"))
+        if streamed:
+            length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+            head += (b"content-length: " + length + b"\r\n\r\n") if length is not None \
+                else b"transfer-encoding: chunked\r\n\r\n"
+            chunked = length is None
+        elif body or scope["method"].encode() in _BODY_METHODS:
+            head += b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+        else:
+            head += b"\r\n"
+        head_only = scope["method"] == "HEAD"
+        try:
+            up = await self._connect(ep, h)
+        except OSError as exc:
+            await _error(send, 502, "bad_gateway", f"cannot reach the endpoint's container: {exc}")
+            return
+        reused = up.received          # it served an earlier request (before this reset)
+        up.reset(head_only)
+        if not streamed:
+            up.write(head + body)
+        else:
+            up.write(head)
+            if body:
+                up.write(_frame(body) if chunked else body)
+            if not await self._upload(up, receive, chunked):
+                up.abort()
+                return
+        try:
+            async with asyncio.timeout(ep.timeout):
+                while not up.headers_done:
+                    if up.closed:
+                        break
+                    await up.wait()
+        except TimeoutError:
+            up.abort()
+            await _error(send, 504, "timeout", f"the endpoint sent no response within its timeout of "
+                                               f"{ep.timeout:g} s (the function's timeout=)")
+            return
+        if not up.headers_done:
+            # closed before answering: a kept-alive connection the container had already dropped is
+            # replayed once on a new one (only when the request body was not streamed)
+            up.abort()
+            if reused and not up.received and not streamed:
+                self.stats["replayed"] += 1
+                return await self._proxy_again(ep, h, scope, send, head + body, head_only)
+            await _error(send, 502, "bad_gateway", "the endpoint's container closed the connection without "
+                                                   f"answering{f' ({up.error})' if up.error else ''}")
+            return
+        await self._relay(up, receive, send)
+
+    async def _proxy_again(self, ep: Endpoint, h: ContainerHandle, scope: Scope, send: Send, request: bytes,
+                           head_only: bool) -> None:
+        async def no_body() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        try:
+            up = await self._connect(ep, h)
+        except OSError as exc:
+            await _error(send, 502, "bad_gateway", f"cannot reach the endpoint's container: {exc}")
+            return
+        up.reset(head_only)
+        up.write(request)
+        async with asyncio.timeout(ep.timeout):
+            while not up.headers_done and not up.closed:
+                await up.wait()
+        if not up.headers_done:
+            up.abort()
+            await _error(send, 502, "bad_gateway", "the endpoint's container closed the connection without answering")
+            return
+        await self._relay(up, no_body, send)
+
+    async def _upload(self, up: _Upstream, receive: Receive, chunked: bool) -> bool:
+        """Stream the rest of the request body; False if the client went away or the container did."""
+        while True:
+            await up.drain()
+            if up.closed:
+                return False
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return False
+            data = msg.get("body", b"")
+            more = msg.get("more_body", False)
+            if data:
+                up.write(_frame(data) if chunked else data)
+            if not more:
+                if chunked:
+                    up.write(b"0\r\n\r\n")
+                return True
+
+    async def _relay(self, up: _Upstream, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in up.headers if k not in _DROP_RESPONSE]
+        await send({"type": "http.response.start", "status": up.status, "headers": headers})
+        if up.done:
+            await send({"type": "http.response.body", "body": up.take(), "more_body": False})
+            self._release(up)
+            return
+        # a streamed response: a client that goes away closes the upstream connection
+        watch = asyncio.ensure_future(receive())
+        watch.add_done_callback(lambda t: up.abort() if not t.cancelled() and not up.done else None)
+        try:
+            while True:
+                if up.chunks:
+                    data = up.take()
+                    if up.done:
+                        await send({"type": "http.response.body", "body": data, "more_body": False})
+                        break
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                    continue
+                if up.done:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    break
+                if up.closed:
+                    if watch.done():
+                        return       # the client left: nobody to answer
+                    raise ConnectionError("the endpoint's container closed the connection mid-response")
+                await up.wait()
+        finally:
+            watch.cancel()
+        self._release(up)
+
+
+def _frame(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+async def _error(send: Send, status: int, code: str, message: str,
+                 extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    import json
+
+    data = json.dumps(error_body(code, message)).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            *(extra or [])]})
+    await send({"type": "http.response.body", "body": data, "more_body": False})
+
