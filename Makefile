@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test unit integration e2e lint typecheck bench bench-ray clean services
+.PHONY: help demo test unit integration e2e lint audit typecheck bench bench-ray clean services
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,9 +38,18 @@ integration: $(STAMP) services  ## SDK → control plane in-process, stores on S
 e2e: $(STAMP)  ## real processes: embedded server, workers, CLI
 	$(PY) -m pytest -q tests/e2e
 
-lint: $(STAMP)  ## ruff and mypy (strict on surge.core)
+lint: $(STAMP)  ## ruff, mypy (strict), bandit (high severity) and pip-audit (SKIP_AUDIT=1 skips it, saying so)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/bandit -q -r src -lll
+ifeq ($(SKIP_AUDIT),1)
+	@echo "pip-audit: SKIPPED (SKIP_AUDIT=1): dependencies were not checked for known vulnerabilities"
+else
+	$(PY) scripts/audit.py
+endif
+
+audit: $(STAMP)  ## known vulnerabilities in the installed dependencies (fails if it cannot check)
+	$(PY) scripts/audit.py
 
 services:  ## start the local PostgreSQL if it is installed and down
 	@bash scripts/services.sh

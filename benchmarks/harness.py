@@ -28,26 +28,37 @@ APPS = Path(__file__).resolve().parent / "apps"
 
 # -- surge -------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def surge_app() -> Iterator[ModuleType]:
-    """A private control plane running ``benchmarks/apps/bench_app.py``; yields the module."""
+def surge_app(module: str = "bench_app", env: dict[str, str] | None = None) -> Iterator[ModuleType]:
+    """A private control plane running ``benchmarks/apps/<module>.py``; yields the module. ``env``
+    is set for the server (and so its containers) while it runs."""
+    import importlib
+
     from surge.sdk import context, embedded
     from surge.sdk.client import Client
 
-    with tempfile.TemporaryDirectory(prefix="surge-bench-") as home:
-        info = embedded.start(Path(home), extra_args=["--log-level", "warning"])
-        client = Client(info.url, info.token)
-        old = context.set_client(client)
-        sys.path.insert(0, str(APPS))
-        try:
-            import bench_app
-
-            with bench_app.app.run(show_logs=False):
-                yield bench_app
-        finally:
-            sys.path.remove(str(APPS))
-            context.set_client(old)
-            client.close()
-            info.stop()
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        with tempfile.TemporaryDirectory(prefix="surge-bench-") as home:
+            info = embedded.start(Path(home), extra_args=["--log-level", "warning"])
+            client = Client(info.url, info.token)
+            old = context.set_client(client)
+            sys.path.insert(0, str(APPS))
+            try:
+                app_module = importlib.import_module(module)
+                with app_module.app.run(show_logs=False):
+                    yield app_module
+            finally:
+                sys.path.remove(str(APPS))
+                context.set_client(old)
+                client.close()
+                info.stop()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # -- ray ---------------------------------------------------------------------------------------

@@ -79,17 +79,26 @@ def read_store(db: Path, function_tag: str) -> dict[str, StoreRow]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
         conn.row_factory = sqlite3.Row
-        fn_ids = [r["id"] for r in conn.execute("SELECT id, spec FROM functions")
-                  if json.loads(r["spec"]).get("tag") == function_tag]
-        rows = conn.execute(
-            "SELECT id, call_id, state, attempt, user_failures, infra_failures, terminal_reason, done_seq, "
-            f"finished_at, result FROM inputs WHERE function_id IN ({','.join('?' * len(fn_ids))})",
-            fn_ids).fetchall() if fn_ids else []
+        fn_ids = function_ids(conn.execute("SELECT id, spec FROM functions").fetchall(), function_tag)
+        rows = conn.execute(f"{INPUTS_QUERY} WHERE function_id IN ({','.join('?' * len(fn_ids))})",
+                            fn_ids).fetchall() if fn_ids else []
     finally:
         conn.close()
+    return store_rows(rows)
+
+
+INPUTS_QUERY = ("SELECT id, call_id, state, attempt, user_failures, infra_failures, terminal_reason, done_seq, "
+                "finished_at, result FROM inputs")
+
+
+def function_ids(functions: Iterable[Any], function_tag: str) -> list[str]:
+    return [r["id"] for r in functions if json.loads(r["spec"]).get("tag") == function_tag]
+
+
+def store_rows(rows: Iterable[Any]) -> dict[str, StoreRow]:
     return {r["id"]: StoreRow(r["id"], r["call_id"], r["state"], r["attempt"], r["user_failures"],
                               r["infra_failures"], r["terminal_reason"], r["done_seq"], r["finished_at"],
-                              r["result"]) for r in rows}
+                              None if r["result"] is None else bytes(r["result"])) for r in rows}
 
 
 @dataclass

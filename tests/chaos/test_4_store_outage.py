@@ -13,7 +13,6 @@ completes once and nothing refused was created (the checker).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -112,7 +111,7 @@ def observing(server: ChaosServer, chaos_app: ModuleType, log: Path, function_id
 def run_outage(name: str, server: ChaosServer, chaos_app: ModuleType, log: Path, *,
                db_reader: Callable[[], dict[str, Any]],
                down: Callable[[], None], up: Callable[[], None]) -> None:
-    with harness.sdk(server) as client, chaos_app.app.run(show_logs=False):
+    with harness.sdk(server), chaos_app.app.run(show_logs=False):
         chaos_app.work.remote(str(log), 0.01, 0)           # a warm container before the outage
         function_id = chaos_app.work._ref()["function_id"]
         with observing(server, chaos_app, log, function_id) as obs:
@@ -130,7 +129,6 @@ def run_outage(name: str, server: ChaosServer, chaos_app: ModuleType, log: Path,
         while any(r.state in ("QUEUED", "RUNNING") for r in store.values()) and time.monotonic() < deadline:
             time.sleep(0.5)
             store = db_reader()
-        client.close()
     during = [p for p in obs.posts if began + ANSWER_WITHIN < p.at < ended - ANSWER_WITHIN]
     after = [p for p in obs.posts if p.at >= ended and p.status == 201]
     health_during = {s for t, s in obs.health if began + ANSWER_WITHIN < t < ended - ANSWER_WITHIN}
@@ -212,7 +210,3 @@ def test_postgresql_stopped(chaos_app: ModuleType, chaos_home: Path, tmp_path: P
                        db_reader=lambda: pg.read_store("work"), down=pg.stop, up=pg.start)
         finally:
             server.stop()
-
-
-def _unused() -> None:
-    shutil.which("")

@@ -53,6 +53,7 @@ def test_writes_are_committed_when_a_container_stops_cleanly(volumes_app: Module
     with volumes_app.app.run(show_logs=False):
         volumes_app.writer.remote("kept.txt", "at shutdown", False)
     assert b"".join(volumes_app.vol.read_file("kept.txt")) == b"at shutdown"
+    assert not os.path.exists("/data")          # the mount point was made for the container, then removed
 
 
 def test_path_escapes_are_refused(volumes_app: ModuleType) -> None:

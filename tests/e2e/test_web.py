@@ -11,6 +11,9 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -326,3 +329,27 @@ def test_endpoint_containers_scale_to_zero_after_the_window(web: Any) -> None:
             break
         gone.wait(0.1)
     assert gone.is_set(), _live("brief")
+
+
+# -- the CLI prints the URLs ------------------------------------------------------------------------
+def _surge(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SURGE_SERVER_URL": server.url, "SURGE_TOKEN": server.token or ""}
+    proc = subprocess.run([sys.executable, "-m", "surge.cli.main", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_deploy_and_run_print_the_endpoint_urls(web: Any, server: Any, apps_path: Path) -> None:
+    out = _surge(server, "deploy", str(apps_path / "web_app.py"), "--name", "web-cli").stderr
+    try:
+        urls = dict(re.findall(r"web endpoint (\S+): (\S+)", out))
+        assert urls["hello"] == f"{server.url}/web/web-cli/hello"
+        assert urls["echo"] == f"{server.url}/web/web-cli/echo-json"
+        assert "plain" not in urls
+        assert httpx.get(urls["hello"], timeout=TIMEOUT).json()["hello"] == "world"
+    finally:
+        context.get_client().request("POST", "/v1/apps/web-cli/stop")
+    ran = _surge(server, "run", f"{apps_path / 'web_app.py'}::plain", "--x", "5")
+    assert re.search(rf"web endpoint api: {re.escape(server.url)}/web/ap-[0-9a-f-]+/api", ran.stderr), ran.stderr
+    assert ran.stdout.strip() == "5"

@@ -29,6 +29,8 @@ from tests.integration.conftest import InProcess, serve_in_process
 
 PUBLIC = {("GET", "/health")}
 PUBLIC_PREFIXES = ("/web/",)     # public web endpoints decide their own access
+WEB_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+WEB_ROUTES = ("/web/{app}/{label}", "/web/{app}/{label}/{path:path}")
 
 # Dummy values for path parameters, by name ("sha" must at least look like a sha256).
 DUMMY_PARAMS = {"sha": "0" * 64}
@@ -41,6 +43,10 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
                            "functions": [{"tag": "f", "options": {}}]},
     ("POST", "/v1/calls"): {"function_id": DUMMY_ID, "inputs": ["AA=="]},
     ("POST", "/v1/calls/{call_id}/inputs"): {"start_idx": 0, "inputs": ["AA=="]},
+    ("POST", "/v1/volumes"): {"name": "x"},
+    ("POST", "/v1/volumes/{name}/commit"): {"container_id": "ct-x"},
+    ("POST", "/v1/volumes/{name}/reload"): {"container_id": "ct-x"},
+    ("POST", "/v1/images"): {"hash": "0" * 64, "spec": {"v": 1, "python": None, "steps": []}},
 }
 RAW_BODIES = {("PUT", "/v1/blobs/{sha}"): b"not the bytes whose sha256 is in the path"}
 
@@ -113,7 +119,10 @@ def inventory(app: FastAPI) -> list[Endpoint]:
         if not isinstance(original, APIRoute | Route):
             pytest.fail(f"route {r!r} ({type(original).__name__}) is not an HTTP route this test knows how "
                         "to check: extend tests/integration/test_api_auth.py::inventory")
-        for method in sorted(r.methods or ()):
+        methods = r.methods
+        if methods is None and r.path.startswith(PUBLIC_PREFIXES):
+            methods = WEB_METHODS    # the web gateway's proxy routes take every method
+        for method in sorted(methods or ()):
             out.append(Endpoint(method, r.path, original))
     return out
 
@@ -229,7 +238,7 @@ def test_unknown_ids_answer_404_with_a_message(in_process: InProcess, endpoints:
             assert resp.status_code == 200, f"{e}: {resp.status_code} {resp.text[:300]}"
             continue
         err = _assert_json_error(resp, expected, f"{e} with an unknown id")
-        if expected == 404:
+        if expected == 404 and e.method != "HEAD":     # a HEAD answer has no body to read
             assert err["code"] == "not_found"
             assert DUMMY_ID in err["message"], f"{e}: the message should name the id: {err['message']}"
 
@@ -441,3 +450,64 @@ def test_the_last_admin_token_cannot_be_revoked(in_process: InProcess) -> None:
     resp = in_process.http.post(f"/v1/tokens/{me['token_id']}/revoke", headers=in_process.auth())
     assert "last admin token" in _assert_json_error(resp, 409, "revoking the last admin")["message"]
     assert in_process.http.get("/v1/apps", headers=in_process.auth()).status_code == 200
+
+
+# -- web endpoints (issue 4): public unless requires_auth=True, which the gateway enforces ---------
+@pytest.fixture(scope="module")
+def web_auth(in_process: InProcess, sdk: Client, integration_apps: Path) -> Iterator[str]:
+    import web_auth_app
+
+    web_auth_app.app.deploy("web-auth")
+    yield "/web/web-auth"
+    in_process.http.post("/v1/apps/web-auth/stop", headers=in_process.auth())
+
+
+def test_the_web_proxy_routes_are_in_the_route_table(endpoints: list[Endpoint]) -> None:
+    for path in WEB_ROUTES:
+        assert {e.method for e in endpoints if e.path == path} == set(WEB_METHODS), path
+
+
+def test_an_unknown_web_endpoint_is_404_with_or_without_a_token(in_process: InProcess,
+                                                                 endpoints: list[Endpoint]) -> None:
+    """No token is asked for (endpoints are public by default) and none is needed to learn that
+    nothing is there; a token sent along is never echoed."""
+    for e in endpoints:
+        if not e.path.startswith(PUBLIC_PREFIXES):
+            continue
+        for label, authorization in {**WRONG_TOKENS, "valid": f"Bearer {in_process.token}"}.items():
+            resp = e.send(in_process, authorization)
+            err = _assert_json_error(resp, 404, f"{e} with {label} token")
+            if e.method != "HEAD":
+                assert err["code"] == "not_found" and in_process.token not in resp.text
+
+
+def test_a_public_web_endpoint_needs_no_token(in_process: InProcess, web_auth: str) -> None:
+    default = in_process.http.headers.pop("authorization", None)    # the sdk fixture's token
+    try:
+        resp = in_process.http.get(f"{web_auth}/open-door")
+    finally:
+        if default is not None:
+            in_process.http.headers["authorization"] = default
+    assert resp.status_code == 200 and resp.json() == {"door": "open"}, resp.text
+
+
+def test_a_requires_auth_web_endpoint_refuses_missing_wrong_and_revoked_tokens(
+        in_process: InProcess, web_auth: str, revoked: str, other: str) -> None:
+    url = f"{web_auth}/locked"
+    bad = {**WRONG_TOKENS, "revoked": f"Bearer {revoked}"}
+    default = in_process.http.headers.pop("authorization", None)    # the sdk fixture's token
+    try:
+        for label, authorization in bad.items():
+            headers = {"Authorization": authorization} if authorization is not None else {}
+            resp = in_process.http.get(url, headers=headers)
+            err = _assert_json_error(resp, 401, f"requires_auth endpoint with {label} token")
+            assert err["code"] == "auth" and resp.headers.get("www-authenticate") == "Bearer"
+    finally:
+        if default is not None:
+            in_process.http.headers["authorization"] = default
+    foreign = in_process.http.get(url, headers=_bearer(other))
+    assert _assert_json_error(foreign, 403, "another workspace's token")["code"] == "forbidden"
+    ok = in_process.http.get(url, headers=in_process.auth())
+    assert ok.status_code == 200 and ok.json() == {"door": "locked, but you have the key"}, ok.text
+    member = _create_token(in_process, "default", "web-member")["token"]
+    assert in_process.http.get(url, headers=_bearer(member)).status_code == 200

@@ -92,20 +92,26 @@ class MountPlan:
     workdir: str | None = None
 
     def apply(self) -> None:
-        """In the child, before exec: private namespace, mounts, working directory."""
-        if self.mounts:
-            unshare_mounts()
-        for m in self.mounts:
-            if m.kind == "overlay":
-                mount_overlay(m.target, m.source, m.upper, m.work)
-            elif m.kind == "bind":
-                mount(m.source, m.target, None, MS_BIND | MS_REC, None)
-                if m.readonly:
-                    mount("none", m.target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
-            else:
-                mount("tmpfs", m.target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
-        if self.workdir:
-            os.chdir(self.workdir)
+        """In the child, before exec: private namespace, mounts, working directory. A failure is
+        written to the child's stderr first (the container's log): ``subprocess`` itself only
+        reports "Exception occurred in preexec_fn"."""
+        try:
+            if self.mounts:
+                unshare_mounts()
+            for m in self.mounts:
+                if m.kind == "overlay":
+                    mount_overlay(m.target, m.source, m.upper, m.work)
+                elif m.kind == "bind":
+                    mount(m.source, m.target, None, MS_BIND | MS_REC, None)
+                    if m.readonly:
+                        mount("none", m.target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
+                else:
+                    mount("tmpfs", m.target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+            if self.workdir:
+                os.chdir(self.workdir)
+        except OSError as exc:
+            os.write(2, f"surge: cannot set up the container's mounts: {exc}\n".encode())
+            raise
 
 
 class MountPoints:
@@ -148,10 +154,6 @@ class MountPoints:
     def held(self) -> dict[str, int]:
         with self._mu:
             return dict(self._users)
-
-
-_probe_result: str | None = None
-_probe_done = False
 
 
 def probe_child(scratch: str) -> None:

@@ -108,6 +108,8 @@ class StartPaths:
         z = self.snapshots.get(pool_key)
         if z is not None and z.ready:
             return None
+        if z is not None and z.state == "failed":     # just now: _build has not recorded it yet
+            return z.error if z.cuda else f"the snapshot could not be built ({z.error})"
         if pool_key in self.refused:
             return self.refused[pool_key]
         failure = self._failures.get(pool_key)

@@ -25,10 +25,15 @@ def deploy(ref: str = typer.Argument(..., help="path/to/app.py"),
     except errors.Error as exc:
         output.error(str(exc))
         raise typer.Exit(1) from None
+    from surge.sdk.web import endpoint_urls
+
+    result["web_endpoints"] = endpoint_urls(app, deployed_as=result["name"])
     if json:
         return output.print_json(result)
     output.info(f"deployed {result['name']} v{result['version']} ({len(result['functions'])} functions: "
                 f"{', '.join(sorted(result['functions']))})")
+    for tag, url in sorted(result["web_endpoints"].items()):
+        output.info(f"  web endpoint {tag}: {url}")
     if embedded:
         output.info("note: no SURGE_SERVER_URL is set, so this went to the local state in SURGE_HOME; "
                     "`surge server` serves it")

@@ -35,6 +35,10 @@ def run(ctx: typer.Context, ref: str = typer.Argument(..., help="path/to/app.py[
     image.build_output_hook = output.image_build_display()
     try:
         with app.run(show_logs=not quiet):
+            from surge.sdk.web import endpoint_urls
+
+            for tag, url in sorted(endpoint_urls(app).items()):
+                output.info(f"web endpoint {tag}: {url}")
             result = target.remote(*args, **kwargs) if kind == "function" else target(*args, **kwargs)
             if kind == "function" and result is not None:
                 print(result)

@@ -60,10 +60,12 @@ def refusal(address: IPAddress) -> str | None:
                        (address.is_unspecified, "the unspecified address"),
                        (address.is_private, "a private address"),
                        (address in _CGNAT, "a shared (CGNAT) address"),
-                       (address.is_reserved, "a reserved address")):
+                       (address.is_reserved, "a reserved address"),
+                       # whatever newer address tables add: only globally routable addresses pass
+                       (not address.is_global, "not a globally routable address")):
         if test:
             return what
-    return None if address.is_global else "not a globally routable address"
+    return None
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -48,7 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from surge import wire
+from surge.runtime import container  # what every child runs: imported once, here
 from surge.runtime.service import Service
+from surge.sdk import serialization  # noqa: F401  (arguments and results: cloudpickle)
 
 
 class SnapshotRefused(Exception):
@@ -235,8 +238,6 @@ class Zygote:
             if req.get("cwd"):
                 os.chdir(str(req["cwd"]))
             reseed()
-            from surge.runtime import container
-
             container.main(self.service)
             code = 0
         except SystemExit as exc:       # exit the way an interpreter would: sys.exit(3) is code 3
@@ -316,12 +317,13 @@ def main() -> None:
 
             web.preload()           # a web endpoint's children serve without importing uvicorn/FastAPI
     else:
-        # a template: the runtime's imports are what it saves its children
-        from surge.runtime import container  # noqa: F401
         from surge.runtime import web
-        from surge.sdk import serialization  # noqa: F401
 
         web.preload()               # web endpoints' servers (uvicorn, FastAPI): ~150 ms per cold start
+    # what exists now is shared with every child: keep the collector from touching (and so copying)
+    # those pages in the children
+    gc.collect()
+    gc.freeze()
     chan.send({"t": "loaded", "pid": os.getpid(), "phases": phases,
                "rss_mib": _rss_mib()})
     Zygote(chan, service).serve()

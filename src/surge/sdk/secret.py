@@ -98,6 +98,9 @@ class Secret:
 
     @classmethod
     def from_local_environ(cls, env_keys: list[str]) -> Secret:
+        """The named variables of the deploying process's environment."""
+        if _in_container():   # the values came with the deploy; here the module is only imported
+            return cls({k: os.environ[k] for k in env_keys if k in os.environ})
         missing = [k for k in env_keys if k not in os.environ]
         if missing:
             raise InvalidError(f"Secret.from_local_environ: not set locally: {', '.join(missing)}")
@@ -112,8 +115,14 @@ class Secret:
         try:
             text = file.read_text()
         except OSError as exc:
+            if _in_container():   # dotfiles are not uploaded: the values came with the deploy
+                return cls({})
             raise InvalidError(f"Secret.from_dotenv: cannot read {file}: {exc.strerror}") from None
         return cls(parse_dotenv(text))
+
+
+def _in_container() -> bool:
+    return os.environ.get("SURGE_CONTAINER_ID") is not None
 
 
 def parse_dotenv(text: str) -> dict[str, str]:

@@ -289,6 +289,21 @@ def check_functions_json(functions: Sequence[Mapping[str, Any]]) -> None:
     check_unique_labels(specs)
 
 
+def endpoint_urls(app: Any, *, deployed_as: str | None = None) -> dict[str, str]:
+    """``{function tag: URL}`` of an App's web endpoints: while it runs (``with app.run()``), or,
+    with ``deployed_as``, of its deployed version (the server says which path its workspace uses)."""
+    from surge.sdk.context import get_client
+
+    if not any("web" in i.extra for i in app._infos.values()):
+        return {}
+    client = get_client()
+    if deployed_as is not None:
+        found = client.web_endpoints(app=deployed_as)["endpoints"]
+        return {str(e["function"]): client.url + str(e["path"]) for e in found}
+    return {tag: web_url(client.url, app.app_id, i.extra["web"]["label"])
+            for tag, i in app._infos.items() if "web" in i.extra and app.app_id}
+
+
 def web_url(base_url: str, app_ref: str, label: str) -> str:
     """``http://host:port/web/{app}/{label}`` (``app_ref``: the deployed app's name, or the id of
     an app running ephemerally)."""

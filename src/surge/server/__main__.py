@@ -102,7 +102,7 @@ def serve(config: ServerConfig, *, log_level: str = "info") -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     try:
-        asyncio.run(main())
+        (__import__("uvloop").run if os.environ.get("WEBTEST_UVLOOP") else asyncio.run)(main())
     finally:
         with contextlib.suppress(FileNotFoundError, ValueError):
             if json.loads(state_file.read_text()).get("pid") == os.getpid():

@@ -50,7 +50,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     # /openapi.json is behind the token like everything else; the browser docs UIs are not served
     # (a browser cannot send the bearer token they would need to fetch the schema).
     app = FastAPI(title="surge control plane", version="0.1.0", lifespan=lifespan,
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, responses=http_errors.ERROR_RESPONSES,
                   description="Apps, calls and containers of a surge node. Every route but /health "
                               "needs `Authorization: Bearer <token>`.")
     app.state.plane = plane

@@ -362,10 +362,16 @@ class Gateway:
             await _error(send, 404, "not_found", f"no web endpoint at /web/{what}: check the app name (or id) "
                                                  "and the label (`surge app list`; Function.get_web_url())")
             return
-        if ep.requires_auth and not await self._authorized(scope, ep):
-            await _error(send, 401, "auth", "this endpoint requires a surge token: send 'Authorization: Bearer "
-                                            "<token>' (requires_auth=True)", [(b"www-authenticate", b"Bearer")])
-            return
+        if ep.requires_auth:
+            who = await self._caller(scope)
+            if who is None:
+                await _error(send, 401, "auth", "this endpoint requires a surge token: send 'Authorization: Bearer "
+                                                "<token>' (requires_auth=True)", [(b"www-authenticate", b"Bearer")])
+                return
+            if not who[1] and who[0] != ep.workspace:
+                await _error(send, 403, "forbidden", "this token's workspace cannot call this endpoint (it belongs "
+                                                     "to another workspace)")
+                return
         pool = self.dispatcher.pools.get(ep.function.id)
         if pool is None:
             pool = await self.plane.pool(ep.function, ep.function.id, None, ep.workspace)
@@ -379,12 +385,12 @@ class Gateway:
         finally:
             self._end(h, pool)
 
-    async def _authorized(self, scope: Scope, ep: Endpoint) -> bool:
+    async def _caller(self, scope: Scope) -> tuple[str, bool] | None:
+        """(workspace, is_admin) of a valid token in the request, else None."""
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
         if self.authorize is None or not header:
-            return False
-        who = await self.authorize(header)
-        return who is not None and (who[1] or who[0] == ep.workspace)
+            return None
+        return await self.authorize(header)
 
     # -- proxying ----------------------------------------------------------------------------------
     async def _connect(self, ep: Endpoint, h: ContainerHandle) -> _Upstream:

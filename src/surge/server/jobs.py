@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("surge.jobs")
 
 CODEC = "json"
-SIGNER = "server"              # whose secret signs webhooks; one per API token once tokens have ids
 KEEPALIVE_SECONDS = 15.0       # an SSE comment line this often keeps proxies from closing the stream
 DISCONNECT_POLL = 0.25         # how often an idle stream checks whether its reader is gone
 MAX_WEBHOOK_OUTPUT = 1 << 20   # larger outputs are left out of the webhook body (fetch the job)
@@ -94,9 +93,10 @@ class JobService:
         await self.webhooks.close()
 
     def signing_secret(self, signer: str) -> str:
-        """The webhook signing secret of a credential. Today every job is signed with the server
-        token's secret; with per-token credentials, ``signer`` names the token."""
-        return derive_secret(self.cp.token)
+        """The webhook signing secret of ``signer`` (the workspace that submitted the job), derived
+        from the server's key material so it is never stored. Tenants cannot sign for each other;
+        per-token secrets need only a token id as the signer."""
+        return derive_secret(f"{self.cp.token}\x00{signer}")
 
     # -- submit ----------------------------------------------------------------------------------
     async def submit(self, workspace: str, app: str, function: str, req: JobRequest, *,
@@ -132,7 +132,7 @@ class JobService:
         job = JobRow(id="", input_id="", workspace=workspace, app=app, function=function, execution_timeout=timeout,
                      ttl=req.ttl, priority=req.priority, created_at=now, retry_of=retry_of, expires_at=expires)
         hook = None if req.webhook is None else WebhookRow(
-            job_id="", input_id="", url=req.webhook, signer=SIGNER, state="WAITING", attempts=0, created_at=now)
+            job_id="", input_id="", url=req.webhook, signer=workspace, state="WAITING", attempts=0, created_at=now)
         pool = await self.cp.pool(fn, pool_key, None, workspace)
         check_admission(self.dispatcher, fn, 1, self.cp.config.max_queued)   # 429 when the queue is full
         call, row, found, created = await self.store.create_job(

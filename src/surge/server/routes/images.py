@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -67,9 +68,9 @@ async def list_images(cp: Plane, ws: Workspace) -> dict[str, Any]:
 
 @router.get("/{image_hash}")
 async def get_image(image_hash: str, cp: Plane, ws: Workspace) -> dict[str, Any]:
-    image = cp.images.builder.get(image_hash)
+    image = cp.images.builder.get(image_hash) if re.fullmatch(r"[0-9a-f]{64}", image_hash) else None
     if image is None:
-        raise NotFoundError(f"image {image_hash[:12]} is not built on this node")
+        raise NotFoundError(f"image {image_hash} is not built on this node")
     log = (image.root / "build.log").read_text(errors="replace") if (image.root / "build.log").exists() else ""
     return {**cp.images.info(image), "log": log[-20000:]}
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from surge import errors
 from surge.core import priority as prio
 from surge.core import ttl as ttl_rules
-from surge.core.webhooks import SIGNATURE_HEADER, derive_secret
+from surge.core.webhooks import SIGNATURE_HEADER
 from surge.sdk.options import MAX_TIMEOUT
 from surge.server.controlplane import output_json
 from surge.server.jobs import InvalidPolicy, JobRequest, JobService, attempt_view
@@ -303,8 +303,8 @@ async def stream_input(input_id: str, request: Request, cp: Plane, ws: Workspace
 
 @router.get("/webhooks/secret")
 async def webhook_secret(request: Request, ws: Workspace) -> dict[str, str]:
-    """The secret that signs this credential's webhook deliveries, and how to check a signature."""
-    return {"secret": derive_secret(request.app.state.token), "header": SIGNATURE_HEADER,
+    """The secret that signs this workspace's webhook deliveries, and how to check a signature."""
+    return {"secret": jobs_of(request).signing_secret(ws), "header": SIGNATURE_HEADER,
             "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, '<t>.' + raw body)>; reject t more than "
                       "300 s from now"}
 

@@ -70,7 +70,7 @@ async def listdir(name: str, cp: Plane, ws: Workspace, path: str = "/", recursiv
 
 
 @router.get("/{name}/files")
-async def read_file(name: str, cp: Plane, ws: Workspace, path: str) -> FileResponse:
+async def read_file(name: str, cp: Plane, ws: Workspace, path: str = "") -> FileResponse:
     """A file's bytes, as committed."""
     full = await cp.volumes.file(ws, name, path)
     return FileResponse(full, media_type="application/octet-stream", filename=os.path.basename(full))
@@ -90,12 +90,12 @@ async def _spool(request: Request, directory: Path) -> Path:
 
 
 @router.put("/{name}/files", status_code=201)
-async def put_file(name: str, request: Request, cp: Plane, ws: Workspace, path: str,
+async def put_file(name: str, request: Request, cp: Plane, ws: Workspace, path: str = "",
                    force: bool = False) -> dict[str, Any]:
     """Write one file (the raw body) and commit it as a new version."""
-    if not volume_parts(path):
-        raise InvalidError("a file needs a path inside the volume, not its root")
     row = await cp.volumes.row(ws, name)
+    if not volume_parts(path):
+        raise InvalidError("a file needs a path inside the volume (?path=...), not its root")
     tmp = await _spool(request, cp.volumes.scratch(row))
     try:
         committed = await cp.volumes.put(ws, name, [(path, tmp)], force=force)
@@ -140,7 +140,7 @@ async def put_batch(name: str, request: Request, cp: Plane, ws: Workspace, force
 
 
 @router.delete("/{name}/files")
-async def remove_file(name: str, cp: Plane, ws: Workspace, path: str, recursive: bool = False) -> dict[str, Any]:
+async def remove_file(name: str, cp: Plane, ws: Workspace, path: str = "", recursive: bool = False) -> dict[str, Any]:
     """Remove a file (or, with ``recursive``, a directory) as a new version."""
     return {**_row(await cp.volumes.remove(ws, name, path, recursive=recursive)), "removed": path}
 
