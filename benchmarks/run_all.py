@@ -1,4 +1,4 @@
-"""Run every benchmark and print its table: warm-call latency, then map throughput.
+"""Run every benchmark and print its table: warm-call latency, map throughput, batching, cold starts.
 
     .venv/bin/python benchmarks/run_all.py                    # full counts (several minutes)
     .venv/bin/python benchmarks/run_all.py --quick            # small counts: a fast check
@@ -17,22 +17,26 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import batching
+import cold_start
 import harness
 import map_throughput
 import warm_call
 
-QUICK = {"calls": 200, "warmup": 50, "inputs": 2000, "map_warmup": 200, "items": 2000, "unbatched_items": 200}
+QUICK = {"calls": 200, "warmup": 50, "inputs": 2000, "map_warmup": 200, "items": 2000, "unbatched_items": 200,
+         "starts": 5, "weights_mb": 100}
+BENCHMARKS = ("warm_call", "map_throughput", "batching", "cold_start")
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = harness.parser(__doc__, warm_call.add_arguments, map_throughput.add_arguments, batching.add_arguments)
+    p = harness.parser(__doc__, warm_call.add_arguments, map_throughput.add_arguments, batching.add_arguments,
+                       cold_start.add_arguments)
     p.add_argument("--quick", action="store_true",
                    help=f"small counts for a fast check ({', '.join(f'{k}={v}' for k, v in QUICK.items())})")
-    p.add_argument("--only", choices=["warm_call", "map_throughput", "batching"], help="run one benchmark")
+    p.add_argument("--only", choices=BENCHMARKS, help="run one benchmark")
     if "--quick" in (sys.argv[1:] if argv is None else argv):
         p.set_defaults(**QUICK)     # explicit flags still win over --quick
     args, before = harness.start(p, argv)
-    want = [b for b in ("warm_call", "map_throughput", "batching") if args.only in (None, b)]
+    want = [b for b in BENCHMARKS if args.only in (None, b)]
     # surge first, each on its own server; then one Ray session for both Ray parts, so Ray never
     # competes with surge for the cores (and starts once: a second ray.init() is slow and flaky)
     warm_rows: dict[str, Any] = {}
@@ -41,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
         warm_rows["surge"] = warm_call.measure_surge(args.calls, args.warmup, args.time_limit)
     if "map_throughput" in want:
         map_rows.update(map_throughput.measure_surge(args.inputs, args.map_warmup, args.map_time_limit))
+    cold_rows: dict[str, Any] = {}
+    if "cold_start" in want:
+        cold_rows.update(cold_start.measure_surge(args.starts, args.weights_mb))
     if not args.no_ray and harness.ray_available():
         with harness.ray_session() as ray:
             # the map first: the Serve replica of the warm-call row would hold one of Ray's 2 CPUs
@@ -49,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
                                                              args.map_time_limit)
             if "warm_call" in want:
                 warm_rows.update(warm_call.measure_ray(ray, args.calls, args.warmup, args.time_limit))
+            if "cold_start" in want:
+                cold_rows["ray"] = cold_start.measure_ray(ray, args.starts, args.weights_mb)
     results: dict[str, Any] = {}
     tables = []
     if warm_rows:
@@ -62,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         text, ratio = batching.render(rows)
         results["batching"] = {"rows": rows, "ratio": ratio}
         tables.append(text)
+    if cold_rows:
+        results["cold_start"] = cold_start.finish(cold_rows, args.starts, args.weights_mb)
+        tables.append(cold_start.render(results["cold_start"]))
     harness.publish(args, before, results, "\n\n".join(tables))
 
 

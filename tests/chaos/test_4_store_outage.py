@@ -112,7 +112,8 @@ def run_outage(name: str, server: ChaosServer, chaos_app: ModuleType, log: Path,
                db_reader: Callable[[], dict[str, Any]],
                down: Callable[[], None], up: Callable[[], None]) -> None:
     with harness.sdk(server), chaos_app.app.run(show_logs=False):
-        chaos_app.work.remote(str(log), 0.01, 0)           # a warm container before the outage
+        warm = chaos_app.work.spawn(str(log), 0.01, 0)      # a warm container before the outage
+        warm.get(timeout=60)
         function_id = chaos_app.work._ref()["function_id"]
         with observing(server, chaos_app, log, function_id) as obs:
             time.sleep(2.0)
@@ -122,7 +123,7 @@ def run_outage(name: str, server: ChaosServer, chaos_app: ModuleType, log: Path,
             ended = time.time()
             up()
             time.sleep(RECOVER_WITHIN + 2.0)
-        accepted = [p.call_id for p in obs.posts if p.call_id] + obs.sdk_calls
+        accepted = [warm.object_id] + [p.call_id for p in obs.posts if p.call_id] + obs.sdk_calls
         wait_terminal_for = 60.0
         store = db_reader()
         deadline = time.monotonic() + wait_terminal_for
@@ -179,6 +180,8 @@ def test_sqlite_write_lock_held_by_another_process(chaos_app: ModuleType, chaos_
         assert p.stdin is not None
         p.stdin.close()           # the holder rolls back and exits
         p.wait(timeout=10)
+        assert p.stdout is not None
+        p.stdout.close()
 
     try:
         run_outage("4-store-outage-sqlite", server, chaos_app, tmp_path / "probe.log",
@@ -186,6 +189,10 @@ def test_sqlite_write_lock_held_by_another_process(chaos_app: ModuleType, chaos_
     finally:
         for p in holder:
             p.kill()
+            p.wait()
+            for f in (p.stdin, p.stdout):
+                if f is not None:
+                    f.close()
         server.stop()
 
 

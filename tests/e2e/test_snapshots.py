@@ -182,11 +182,12 @@ def test_a_redeploy_replaces_the_snapshot_and_a_stop_drops_it(snap: Any) -> None
 
         snap.deploy_app.deploy(name="e2e-snap-deploy")
         wait_for("the old version's zygote to exit", lambda: gone(old["pid"]))
-        (new,) = wait_for("the new version's snapshot and the old one's end",
+        (new,) = wait_for("the new version's snapshot",
                           lambda: [z for z in zygotes("deployed_snapshot", "e2e-snap-deploy")
                                    if z["state"] == "IDLE" and z["pid"] != old["pid"]])
-        (old_row,) = [z for z in zygotes("deployed_snapshot", "e2e-snap-deploy") if z["pid"] == old["pid"]]
-        assert (old_row["state"], old_row["stop_reason"]) == ("STOPPED", "STOP")
+        wait_for("the old zygote's record to say it was stopped",
+                 lambda: [z for z in zygotes("deployed_snapshot", "e2e-snap-deploy")
+                          if z["pid"] == old["pid"] and (z["state"], z["stop_reason"]) == ("STOPPED", "STOP")], 10)
     finally:
         client.request("POST", "/v1/apps/e2e-snap-deploy/stop")
     wait_for("the stopped app's zygote to exit", lambda: gone(new["pid"]))
@@ -216,7 +217,9 @@ def test_a_burst_from_zero_starts_its_containers_in_parallel(snap: Any) -> None:
 
 def test_usage_reports_cold_starts_by_kind_and_meters_snapshots(snap: Any, tmp_path: Path) -> None:
     snap.Weights(state_dir=str(tmp_path)).info.remote()
-    wait_for("the metering records to be written", lambda: _usage()["cold_starts"]["snapshot"]["count"] > 0)
+    snap.plain.remote()
+    wait_for("the metering records to be written", lambda: _usage()["cold_starts"]["snapshot"]["count"] > 0
+             and _usage()["cold_starts"]["template"]["count"] > 0)
     usage = _usage()
     assert usage["cold_starts"]["snapshot"]["ready"] >= 1 and usage["cold_starts"]["template"]["count"] >= 1
     assert "e2e-snapshots::Weights [snapshot]" in usage["by_function"]   # the zygote's memory, apart

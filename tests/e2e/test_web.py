@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -298,7 +299,7 @@ class _Model:
 
 def test_stacking_mistakes() -> None:
     app = surge.App("web-bad")
-    with pytest.raises(surge.InvalidError, match="below @app.function"):
+    with pytest.raises(surge.InvalidError, match=r"below @app\.function"):
         surge.asgi_app()(app.function()(_noop))
     app.function()(surge.fastapi_endpoint(label="same")(_first))
     with pytest.raises(surge.InvalidError, match="both serve web label 'same'"):
@@ -353,3 +354,30 @@ def test_deploy_and_run_print_the_endpoint_urls(web: Any, server: Any, apps_path
     ran = _surge(server, "run", f"{apps_path / 'web_app.py'}::plain", "--x", "5")
     assert re.search(rf"web endpoint api: {re.escape(server.url)}/web/ap-[0-9a-f-]+/api", ran.stderr), ran.stderr
     assert ran.stdout.strip() == "5"
+
+
+def test_the_docs_example_runs(server: Any, tmp_path: Path) -> None:
+    """The first example of docs/web.md, as written (on a free port instead of 8000)."""
+    import importlib.util
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "web.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", docs, flags=re.S)[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    (tmp_path / "shop.py").write_text(code.replace("8000", port))
+    spec = importlib.util.spec_from_file_location("shop", tmp_path / "shop.py")
+    assert spec is not None and spec.loader is not None
+    shop = importlib.util.module_from_spec(spec)
+    sys.modules["shop"] = shop
+    try:
+        spec.loader.exec_module(shop)
+        with shop.app.run(show_logs=False):
+            assert httpx.get(shop.square.get_web_url(), params={"x": 7}, timeout=TIMEOUT).json() == {"square": 49}
+            assert httpx.get(shop.api.get_web_url() + "/items/3", timeout=TIMEOUT).json() == {"id": 3}
+            assert httpx.get(shop.legacy.get_web_url(), timeout=TIMEOUT).text == "hello from WSGI"
+            assert httpx.post(shop.predict.get_web_url(), json={}, timeout=TIMEOUT).status_code == 401
+            listing = httpx.get(shop.notebook.get_web_url() + "/", timeout=TIMEOUT)
+            assert listing.status_code == 200 and "Directory listing" in listing.text
+    finally:
+        sys.modules.pop("shop", None)

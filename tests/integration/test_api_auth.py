@@ -33,7 +33,7 @@ WEB_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 WEB_ROUTES = ("/web/{app}/{label}", "/web/{app}/{label}/{path:path}")
 
 # Dummy values for path parameters, by name ("sha" must at least look like a sha256).
-DUMMY_PARAMS = {"sha": "0" * 64}
+DUMMY_PARAMS = {"sha": "0" * 64, "image_hash": "0" * 64}
 DUMMY_ID = "does-not-exist-0123"
 
 # A valid body for each route that requires one, so a request reaches the handler (and, with the
@@ -47,6 +47,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/volumes/{name}/commit"): {"container_id": "ct-x"},
     ("POST", "/v1/volumes/{name}/reload"): {"container_id": "ct-x"},
     ("POST", "/v1/images"): {"hash": "0" * 64, "spec": {"v": 1, "python": None, "steps": []}},
+    ("POST", "/v1/apps/{app}/functions/{function}/jobs"): {"input": {}},
 }
 RAW_BODIES = {("PUT", "/v1/blobs/{sha}"): b"not the bytes whose sha256 is in the path"}
 
@@ -240,7 +241,8 @@ def test_unknown_ids_answer_404_with_a_message(in_process: InProcess, endpoints:
         err = _assert_json_error(resp, expected, f"{e} with an unknown id")
         if expected == 404 and e.method != "HEAD":     # a HEAD answer has no body to read
             assert err["code"] == "not_found"
-            assert DUMMY_ID in err["message"], f"{e}: the message should name the id: {err['message']}"
+            assert e.url.rsplit("/", 1)[-1] in err["message"] or DUMMY_ID in err["message"], \
+                f"{e}: the message should name the id: {err['message']}"
 
 
 def test_no_route_answers_500_to_an_authenticated_request(in_process: InProcess,

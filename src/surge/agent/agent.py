@@ -289,6 +289,8 @@ class LocalAgent:
         h.inflight.clear()
         if h.writer is not None:
             h.writer.close()
+        with contextlib.suppress(OSError):   # a web endpoint's socket (surge.runtime.web), if it served one
+            os.unlink(wire.web_socket_path(self._run_dir, h.id))
         self.listener.on_state(h, "stopped", time.time())
         h.exited.set()
         try:

@@ -257,7 +257,6 @@ class StartPaths:
             m.state, m.ready_at, m.idle_since = ContainerState.IDLE, now, now
             m.phases.update(z.phases)
             m.phases["ready"] = now - z.created_at
-            m.phases["rss_mib"] = z.rss_mib
             self.agent.listener.on_state(m, "ready", now)
             self._failures.pop(spec.pool_key, None)
             return

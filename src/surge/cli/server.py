@@ -23,6 +23,8 @@ def server(host: str = typer.Option("127.0.0.1", help="address to listen on"),
            rate_burst: float = typer.Option(None, help="requests a token may burst (default 10000)"),
            max_queued: int = typer.Option(None, help="queued inputs per function, 429 beyond (default 100000; "
                                           "0: no limit)"),
+           web_hold_timeout: float = typer.Option(None, help="seconds a web request waits for a free "
+                                                  "container before a 503 (default 150)"),
            log_level: str = typer.Option("info")) -> None:
     """Serve the surge API; point clients at it with SURGE_SERVER_URL=http://HOST:PORT."""
     from surge.server.__main__ import main
@@ -32,7 +34,8 @@ def server(host: str = typer.Option("127.0.0.1", help="address to listen on"),
         if value:
             argv += [flag, value]
     for flag, number in (("--max-body-bytes", max_body_bytes), ("--rate-limit", rate_limit),
-                         ("--rate-burst", rate_burst), ("--max-queued", max_queued)):
+                         ("--rate-burst", rate_burst), ("--max-queued", max_queued),
+                         ("--web-hold-timeout", web_hold_timeout)):
         if number is not None:
             argv += [flag, str(number)]
     if allow_private_webhooks:

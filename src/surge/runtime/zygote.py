@@ -280,10 +280,12 @@ def reseed() -> None:
     import random
 
     random.seed()
-    np = sys.modules.get("numpy")
-    if np is not None:
+    # numpy.random only if the snapshot imported it (numpy 2 imports it lazily: touching np.random
+    # here would import it in every child, ~10 ms); not imported means no state to share
+    np_random = sys.modules.get("numpy.random")
+    if np_random is not None:
         with contextlib.suppress(Exception):
-            np.random.seed()
+            np_random.seed()
     torch = sys.modules.get("torch")
     seed = getattr(torch, "seed", None)
     if callable(seed):

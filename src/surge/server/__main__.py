@@ -46,6 +46,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="queued inputs per function, 429 beyond (0: no limit)")
     p.add_argument("--allow-private-webhooks", action="store_true", default=None,
                    help="let job webhooks reach loopback and private addresses (or SURGE_ALLOW_PRIVATE_WEBHOOKS=1)")
+    p.add_argument("--web-hold-timeout", type=float, default=150.0,
+                   help="seconds a web request waits for a free container before a 503 (at most)")
     p.add_argument("--webhook-backoff", type=float, default=5.0,
                    help="seconds before a failed webhook's second attempt (doubling, up to 1 h, for 24 h)")
     return p.parse_args(argv)
@@ -102,7 +104,7 @@ def serve(config: ServerConfig, *, log_level: str = "info") -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     try:
-        (__import__("uvloop").run if os.environ.get("WEBTEST_UVLOOP") else asyncio.run)(main())
+        asyncio.run(main())
     finally:
         with contextlib.suppress(FileNotFoundError, ValueError):
             if json.loads(state_file.read_text()).get("pid") == os.getpid():
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
                           kill_grace=args.kill_grace, lease_ttl=args.lease_ttl,
                           max_body_bytes=args.max_body_bytes, rate_limit=args.rate_limit,
                           rate_burst=args.rate_burst, max_queued=args.max_queued,
-                          result_retention=args.result_retention, webhook_backoff=args.webhook_backoff)
+                          result_retention=args.result_retention, webhook_backoff=args.webhook_backoff,
+                          web_hold_timeout=args.web_hold_timeout)
     if args.allow_private_webhooks:
         config.allow_private_webhooks = True
     serve(config, log_level=args.log_level)

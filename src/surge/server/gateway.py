@@ -111,6 +111,7 @@ class _Upstream(asyncio.Protocol):
         self.chunks: list[bytes] = []
         self.buffered = 0
         self.received = False
+        self.client_gone = False
         self.error: Exception | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
@@ -316,12 +317,19 @@ class Gateway:
                 break
             held.popleft()
             fut.set_result(h)
-        if held and pool.init_failures and not any(c.state in LIVE for c in pool.containers.values()):
-            reason = pool.init_error or "the container failed to start"
-            while held:
-                fut = held.popleft()
-                if not fut.done():
-                    fut.set_exception(Unavailable(f"the endpoint's container failed to start: {reason}", 5))
+        if not held or any(c.state in LIVE for c in pool.containers.values()):
+            return
+        if pool.init_failures:
+            failure = Unavailable("the endpoint's container failed to start: "
+                                  f"{pool.init_error or 'it exited before it was ready'}", 5)
+        elif pool.retired:
+            failure = Unavailable("the app was stopped or replaced by a new version; retry", 1)
+        else:
+            return
+        while held:
+            fut = held.popleft()
+            if not fut.done():
+                fut.set_exception(failure)
 
     async def _acquire(self, pool: Pool) -> ContainerHandle:
         h = self._take(pool)
@@ -340,16 +348,18 @@ class Gateway:
         except TimeoutError:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 return fut.result()      # granted just as the deadline passed
-            with contextlib.suppress(ValueError):
-                pool.held.remove(fut)
             self.stats["hold_expired"] += 1
             raise Unavailable(f"no container could take the request within {wait:g} s (the endpoint is at "
                               "capacity or still starting); retry later", max(1, round(wait / 10))) from None
-        except BaseException:
+        except asyncio.CancelledError:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                self._end(fut.result(), pool)
-            fut.cancel()
+                self._end(fut.result(), pool)    # granted, but nobody will use it
             raise
+        finally:
+            if not fut.done():
+                fut.cancel()
+                with contextlib.suppress(ValueError):
+                    pool.held.remove(fut)        # no longer demand
 
     # -- the ASGI endpoint ---------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -476,6 +486,9 @@ class Gateway:
                 up.write(_frame(body) if chunked else body)
             if not await self._upload(up, receive, chunked):
                 up.abort()
+                if not up.client_gone:
+                    await _error(send, 502, "bad_gateway", "the endpoint's container closed the connection "
+                                                           "while the request body was being sent")
                 return
         try:
             async with asyncio.timeout(ep.timeout):
@@ -529,6 +542,7 @@ class Gateway:
                 return False
             msg = await receive()
             if msg["type"] == "http.disconnect":
+                up.client_gone = True
                 return False
             data = msg.get("body", b"")
             more = msg.get("more_body", False)

@@ -131,6 +131,16 @@ class SqliteStore(SqlStore):
         conn = self._conn
         assert conn is not None
         cursor = conn.cursor()
+        try:
+            return self._on_thread(conn, cursor, tx, write, deadline)
+        finally:
+            # closed here, on its own thread: an exception's traceback may carry the cursor to the
+            # event loop, and finalizing its statement there would wait for this connection's mutex,
+            # which the next write holds for its whole busy wait (the loop stalled 1.5 s at a time)
+            cursor.close()
+
+    def _on_thread(self, conn: sqlite3.Connection, cursor: sqlite3.Cursor, tx: Tx[T], write: bool,
+                   deadline: float) -> T:
         if not write:
             return drive(tx, functools.partial(_apply, cursor))
         # wait for the write lock until the deadline set when the write was submitted (time spent
