@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test unit integration e2e lint audit typecheck bench bench-ray clean services
+.PHONY: help demo test unit integration e2e chaos lint audit typecheck bench bench-ray clean services
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ integration: $(STAMP) services  ## SDK → control plane in-process, stores on S
 
 e2e: $(STAMP)  ## real processes: embedded server, workers, CLI
 	$(PY) -m pytest -q tests/e2e
+
+chaos: $(STAMP) services  ## the chaos suite at full size (long; SURGE_CHAOS_SEED=N replays a run)
+	SURGE_CHAOS_SCALE=full $(PY) -m pytest -q tests/chaos
 
 lint: $(STAMP)  ## ruff, mypy (strict), bandit (high severity) and pip-audit (SKIP_AUDIT=1 skips it, saying so)
 	$(VENV)/bin/ruff check src tests benchmarks examples

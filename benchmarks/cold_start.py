@@ -201,10 +201,10 @@ def render(result: dict[str, Any]) -> str:
     phases = []
     for k in ("fresh", "template", "snapshot"):
         p = rows[k].get("phase_p50_ms", {})
-        phases.append([LABELS[k], *(p.get(n) for n in ("placement", "spawn", "process", "imports", "enter_snap",
-                                                       "enter", "ready", "first_input"))])
+        phases.append([LABELS[k], *(p.get(n) for n in ("placement", "image", "spawn", "process", "imports",
+                                                       "enter_snap", "enter", "ready", "first_input"))])
     text += "\n\n" + harness.table("Start phases, p50 (ms; as each container recorded them)",
-                                   ["path", "placement", "spawn/fork", "process", "imports", "enter snap",
+                                   ["path", "placement", "image", "spawn/fork", "process", "imports", "enter snap",
                                     "enter", "ready", "first input"], phases)
     t = result["targets"]
     burst = rows["burst"]["containers_per_burst"]

@@ -143,8 +143,11 @@ class ChaosServer:
                  extra: list[str] | None = None) -> None:
         self.home = home
         self.port = free_port()
+        extra = list(extra or [])
+        if "--database-url" not in extra:      # never one inherited from SURGE_DATABASE_URL
+            extra += ["--database-url", f"sqlite:///{home / 'surge.db'}"]
         self.args = ["--port", str(self.port), "--kill-grace", str(kill_grace), "--lease-ttl", str(lease_ttl),
-                     "--log-level", "warning", *(extra or [])]
+                     "--log-level", "warning", *extra]
         self.info: embedded.ServerInfo | None = None
         self.kills = 0
         self.start_seconds: list[float] = []

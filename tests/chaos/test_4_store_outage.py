@@ -31,9 +31,8 @@ import pytest
 from surge.sdk import serialization
 from tests.chaos import harness
 from tests.chaos.checker import classify, read_probe_log, read_store
-from tests.chaos.harness import ChaosServer, pct, sized
+from tests.chaos.harness import ChaosServer, pct
 from tests.chaos.pgserver import PrivatePostgres, postgres_binaries
-from tests.chaos.workload import wait_terminal
 
 OUTAGE = 10.0
 ANSWER_WITHIN = 2.0
@@ -153,7 +152,7 @@ def run_outage(name: str, server: ChaosServer, chaos_app: ModuleType, log: Path,
     harness.publish(name, figures)
     assert not obs.sdk_errors, obs.sdk_errors[:3]
     assert during, "no probe ran during the outage"
-    assert not [p for p in obs.posts if p.status is None or p.status >= 500 and p.status != 503], statuses
+    assert not [p for p in obs.posts if p.status is None or (p.status >= 500 and p.status != 503)], statuses
     assert all(p.status == 503 and p.retry_after for p in during), [(p.status, p.retry_after) for p in during]
     assert max(latencies) <= ANSWER_WITHIN, latencies
     assert health_during == {"degraded"}, health_during

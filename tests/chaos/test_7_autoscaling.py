@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_steady_idle_and_burst(chaos_app: ModuleType, chaos_home: Path) -> None:
         server.stop()
     steady = [n for t, n in samples if t0 + WARMUP <= t <= last_input]
     window = [(t, n) for t, n in samples if t0 + WARMUP <= t <= last_input]
-    downs = sum(1 for (_, a), (_, b) in zip(window, window[1:], strict=False) if b < a)
+    downs = sum(1 for (_, a), (_, b) in itertools.pairwise(window) if b < a)
     figures: dict[str, Any] = {
         "steady_seconds": STEADY_SECONDS, "offered_load_containers": RATE * RUN, "target_n": N_TARGET,
         "containers_min_max_after_warmup": [min(steady), max(steady)],

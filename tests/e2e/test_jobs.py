@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+import surge
+
 APP = "e2e-jobs"
 
 
@@ -67,6 +69,8 @@ def test_job_happy_path(api: httpx.Client) -> None:
     # a job is a call: it shows up in the call listing like any other
     calls = api.get("/v1/calls", params={"app": APP}).json()["calls"]
     assert any(c["call_id"] == accepted["id"] and c["kind"] == "http" for c in calls)
+    # ... and the SDK reads its JSON result like a spawned call's
+    assert surge.FunctionCall.from_id(accepted["id"]).get(timeout=30)["text"] == "hihihi"
 
 
 def test_prefer_wait_answers_inline(api: httpx.Client, tmp_path: Path) -> None:
@@ -175,6 +179,12 @@ def test_idempotency_key_reuse(api: httpx.Client) -> None:
 # -- policy: ttl, priority, execution_timeout --------------------------------------------------------
 
 def test_ttl_expired_job_never_runs(api: httpx.Client, tmp_path: Path) -> None:
+    # fast runs first: the dispatcher now lets the container prefetch, which a job with a ttl must
+    # not be (inside a busy container it would outlive its ttl)
+    warm = tmp_path / "open"
+    warm.write_text("open")
+    for i in range(3):
+        finished(api, submit(api, "gated", {"input": {"gate": str(warm), "marker": str(tmp_path / f"w{i}")}}).json()["id"])
     gate = tmp_path / "gate"
     # the function has max_containers=1: this job holds its only container until the gate opens
     blocker = submit(api, "gated", {"input": {"gate": str(gate), "marker": str(tmp_path / "blocker")}}).json()["id"]

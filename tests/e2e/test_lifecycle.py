@@ -103,3 +103,19 @@ def test_min_containers_keeps_one_warm(faults: Any) -> None:
     time.sleep(3.5)     # past scaledown_window=2
     assert [c["container_id"] for c in live("kept_warm")] == [warm["container_id"]]
     assert not gone(warm["pid"])
+
+
+def test_cancelling_one_input_requeues_the_others_sharing_its_container(faults: Any) -> None:
+    """A cancel kills the container; inputs running beside the cancelled one run again at once
+    (an infrastructure retry), instead of waiting for their leases to run out."""
+    victim = faults.overlapping_sleep.spawn(3.0)
+    poll(lambda: input_of(victim)["state"] == "RUNNING", seconds=30)
+    bystander = faults.overlapping_sleep.spawn(1.0)
+    poll(lambda: input_of(bystander)["state"] == "RUNNING", seconds=10)
+    assert input_of(bystander)["container_id"] == input_of(victim)["container_id"]   # @concurrent(4)
+    victim.cancel()
+    result = bystander.get(timeout=30)
+    row = input_of(bystander)
+    assert (row["state"], row["attempt"]) == ("SUCCEEDED", 2)
+    assert row["container_id"] == result["container"] != input_of(victim)["container_id"]
+    assert "another input on it was cancelled" in str(row.get("error_message") or row.get("message"))

@@ -109,9 +109,14 @@ def test_web_server_proxies_to_the_containers_own_server(web: Any) -> None:
 
 
 def test_head_requests_get_headers_only(web: Any) -> None:
-    resp = httpx.head(web.files.get_web_url() + "/x", timeout=TIMEOUT)
-    assert resp.status_code in (200, 501)     # http.server answers HEAD with 501 unless it has do_HEAD
-    assert resp.content == b""
+    """The container answers HEAD with the GET's Content-Length and no body: the gateway must not
+    wait for that body (it would hang until the client gave up)."""
+    url = web.api.get_web_url() + "/fixed"
+    get = httpx.get(url, timeout=TIMEOUT)
+    head = httpx.head(url, timeout=TIMEOUT)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.content))
+    assert httpx.get(url, timeout=TIMEOUT).text == get.text       # the next request is unaffected
 
 
 # -- streaming ------------------------------------------------------------------------------------
@@ -130,6 +135,21 @@ def test_server_sent_events(web: Any) -> None:
         assert resp.headers["content-type"].startswith("text/event-stream")
         events = [line for line in resp.iter_lines() if line]
     assert events == ["data: 0", "data: 1", "data: 2", "data: 3"]
+
+
+def test_a_client_that_disconnects_is_seen_by_the_app(web: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    with httpx.stream("GET", web.api.get_web_url() + "/forever", params={"marker": str(marker)},
+                      timeout=TIMEOUT) as resp:
+        assert next(resp.iter_lines()) == "tick"
+    # closed: the gateway closes its connection to the container, whose app sees the disconnect
+    seen = threading.Event()
+    for _ in range(600):
+        if marker.exists():
+            seen.set()
+            break
+        seen.wait(0.05)
+    assert seen.is_set() and marker.read_text() == "disconnected"
 
 
 def _peak_rss_kib(pid: int) -> int:

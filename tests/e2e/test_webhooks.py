@@ -232,7 +232,13 @@ def test_outbox_survives_a_control_plane_restart(tmp_path: Path, apps_path: Any)
 def guarded(server: Any, apps_path: Any) -> Iterator[httpx.Client]:
     import jobs_app
 
-    jobs_app.app.deploy(name="e2e-ssrf")
+    client = Client(server.url, server.token)      # the shared server, whatever the SDK points at now
+    old = context.set_client(client)
+    try:
+        jobs_app.app.deploy(name="e2e-ssrf")
+    finally:
+        context.set_client(old)
+        client.close()
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}) as api:
         yield api
         api.post("/v1/apps/e2e-ssrf/stop")

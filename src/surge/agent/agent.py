@@ -49,7 +49,9 @@ class LaunchSpec:
     max_result_bytes: int
     python: str | None = None         # the image's interpreter (None: the agent's own)
     mounts: MountPlan | None = None   # volumes, image files, working directory (surge.agent.mounts)
-    requested_at: float | None = None  # when the scaler set out to place it (the "placement" phase)
+    # start phases measured before the launch: "placement" (choosing the node and GPUs) and "image"
+    # (its environment: interpreter, mounts, source), set by the scaler
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -207,8 +209,7 @@ class LocalAgent:
     async def launch(self, spec: LaunchSpec) -> ContainerHandle:
         now = time.time()
         h = ContainerHandle(spec=spec, created_at=now)
-        if spec.requested_at is not None:
-            h.phases["placement"] = max(0.0, now - spec.requested_at)
+        h.phases.update(spec.phases)
         self.containers[spec.container_id] = h
         self.usage = allocate(self.usage, spec.resources, spec.placement)
         if spec.memory_limit_mib:

@@ -1,6 +1,10 @@
 """Memory limits for containers: a cgroup (v2 or v1, whichever the host lets us write) so the kernel
 OOM-kills at the limit and we can tell an OOM kill from any other SIGKILL; ``RLIMIT_DATA`` where
-no cgroup is writable (then an allocation past the limit raises ``MemoryError`` in the function)."""
+no cgroup is writable (then an allocation past the limit raises ``MemoryError`` in the function).
+
+The same per-container cgroup carries the sandbox's process limit (``pids.max``, issue 5): in v2
+one directory holds both controllers; in v1 the pids hierarchy is a second directory, which the
+container joins through ``CgroupGroup.extra_procs`` (``surge.agent.sandbox``)."""
 
 from __future__ import annotations
 
@@ -33,16 +37,37 @@ def _own_cgroup(controller: str | None) -> str | None:
 
 
 class CgroupGroup:
-    """One container's cgroup."""
+    """One container's cgroup (``path``: memory, and in v2 pids too; ``pids_path``: v1's pids
+    directory)."""
 
-    def __init__(self, path: Path, version: int) -> None:
+    def __init__(self, path: Path | None, version: int, pids_path: Path | None = None) -> None:
         self.path = path
         self.version = version
+        self.pids_path = pids_path
 
-    def procs_file(self) -> str:
-        return str(self.path / "cgroup.procs")
+    def procs_file(self) -> str | None:
+        return str(self.path / "cgroup.procs") if self.path is not None else None
+
+    def extra_procs(self) -> list[str]:
+        """Further ``cgroup.procs`` files the container must join (v1's pids hierarchy)."""
+        return [str(self.pids_path / "cgroup.procs")] if self.pids_path is not None else []
+
+    def pids_refused(self) -> int:
+        """How many forks the pids limit refused (``pids.events``: ``max N``)."""
+        d = self.pids_path or (self.path if self.version == 2 else None)
+        try:
+            text = (d / "pids.events").read_text() if d is not None else ""
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "max" and value.strip().isdigit():
+                return int(value)
+        return 0
 
     def oom_killed(self) -> bool:
+        if self.path is None:
+            return False
         try:
             if self.version == 2:
                 text = (self.path / "memory.events").read_text()
@@ -57,10 +82,12 @@ class CgroupGroup:
         return False
 
     def remove(self) -> None:
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
+        for d in (self.path, self.pids_path):
+            try:
+                if d is not None:
+                    d.rmdir()
+            except OSError:
+                pass
 
 
 class MemoryLimiter:
@@ -70,6 +97,9 @@ class MemoryLimiter:
         self.version = 0
         self.parent: Path | None = None
         self.reason = ""
+        self.pids = False                    # pids.max can be set (v2: in `parent`; v1: in `pids_parent`)
+        self.pids_parent: Path | None = None
+        self._name = name
         for version, base, controller in ((2, _ROOT, None), (2, _ROOT / "unified", None),
                                           (1, _ROOT / "memory", "memory")):
             own = _own_cgroup(controller)
@@ -91,25 +121,76 @@ class MemoryLimiter:
                 self.reason = f"cgroup v{version} at {parent} not writable: {exc}"
                 continue
             self.version, self.parent = version, parent
+            self._enable_pids()
             return
         self.reason = self.reason or "no writable memory cgroup"
+
+    def _enable_pids(self) -> None:
+        assert self.parent is not None
+        if self.version == 2:
+            try:
+                (self.parent / "cgroup.subtree_control").write_text("+pids")
+                self.pids = True
+            except OSError as exc:
+                log.info("no pids controller under %s: %s", self.parent, exc)
+            return
+        own = _own_cgroup("pids")
+        if own is None or not (_ROOT / "pids").is_dir():
+            return
+        parent = _ROOT / "pids" / own.lstrip("/") / f"surge-{self._name}"
+        try:
+            parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            log.info("pids cgroup %s not writable: %s", parent, exc)
+            return
+        self.pids, self.pids_parent = True, parent
 
     @property
     def mechanism(self) -> str:
         return f"cgroup v{self.version}" if self.version else "rlimit (RLIMIT_DATA)"
 
-    def create(self, container_id: str, limit_mib: int) -> CgroupGroup | None:
+    def create(self, container_id: str, limit_mib: int | None, *, pids_max: int | None = None) -> CgroupGroup | None:
+        """The container's cgroup: a memory limit (``limit_mib``), a process limit (``pids_max``,
+        if the host has the controller), either or both; None if neither could be set up."""
         if self.parent is None:
             return None
+        pids_max = pids_max if self.pids else None
+        group = self._create_memory(container_id, limit_mib, pids_max if self.version == 2 else None)
+        if pids_max is None or self.version == 2:
+            return group
+        assert self.pids_parent is not None
+        pids_path = self.pids_parent / container_id
+        try:
+            pids_path.mkdir()
+            (pids_path / "pids.max").write_text(str(pids_max))
+        except OSError as exc:
+            log.warning("could not create pids cgroup %s: %s", pids_path, exc)
+            try:
+                pids_path.rmdir()
+            except OSError:
+                pass
+            return group
+        if group is None:
+            return CgroupGroup(None, 1, pids_path)
+        group.pids_path = pids_path
+        return group
+
+    def _create_memory(self, container_id: str, limit_mib: int | None, pids_max: int | None) -> CgroupGroup | None:
+        if limit_mib is None and pids_max is None:
+            return None
+        assert self.parent is not None
         path = self.parent / container_id
         try:
             path.mkdir()
-            limit = str(limit_mib * 1024 * 1024)
-            if self.version == 2:
-                (path / "memory.max").write_text(limit)
-                (path / "memory.swap.max").write_text("0") if (path / "memory.swap.max").exists() else None
-            else:
-                (path / "memory.limit_in_bytes").write_text(limit)
+            if pids_max is not None:
+                (path / "pids.max").write_text(str(pids_max))
+            if limit_mib is not None:
+                limit = str(limit_mib * 1024 * 1024)
+                if self.version == 2:
+                    (path / "memory.max").write_text(limit)
+                    (path / "memory.swap.max").write_text("0") if (path / "memory.swap.max").exists() else None
+                else:
+                    (path / "memory.limit_in_bytes").write_text(limit)
             return CgroupGroup(path, self.version)
         except OSError as exc:
             log.warning("could not create cgroup %s: %s; falling back to rlimit", path, exc)
@@ -120,15 +201,17 @@ class MemoryLimiter:
             return None
 
     def close(self) -> None:
-        if self.parent is not None:
-            for child in self.parent.iterdir() if self.parent.exists() else ():
+        for parent in (self.parent, self.pids_parent):
+            if parent is None:
+                continue
+            for child in parent.iterdir() if parent.exists() else ():
                 if child.is_dir():
                     try:
                         child.rmdir()
                     except OSError:
                         pass
             try:
-                self.parent.rmdir()
+                parent.rmdir()
             except OSError:
                 pass
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -19,7 +20,10 @@ def decode_output(out: dict[str, Any]) -> tuple[bool, Any]:
     state = out["state"]
     data = unb64(out.get("result"))
     if state == "SUCCEEDED":
-        return True, serialization.loads(data) if data is not None else None
+        if data is None:
+            return True, None
+        # an HTTP job's result is JSON (the job API's codec), anything else the runtime's cloudpickle
+        return True, json.loads(data) if out.get("codec") == "json" else serialization.loads(data)
     reason = out.get("reason") or ""
     message = out.get("message") or reason
     if reason in ("USER_EXCEPTION", "INIT_FAILURE") and data is not None:

@@ -93,7 +93,10 @@ class Client:
                 delay = min(delay * 2, 1.0)
                 continue
             if resp.status_code == 503 and retry and time.monotonic() < deadline:
-                time.sleep(float(resp.headers.get("Retry-After", delay)))
+                # the server is starting or its store is unavailable: nothing was committed, and the
+                # same body (the same idempotency key) is sent again — never past the deadline
+                time.sleep(min(_retry_after(resp.headers.get("Retry-After")),
+                               max(0.0, deadline - time.monotonic())))
                 continue
             if resp.status_code == 429:
                 after = _retry_after(resp.headers.get("Retry-After"))

@@ -59,7 +59,7 @@ def output_json(row: InputRow) -> dict[str, Any]:
             "reason": row.terminal_reason if row.state != InputState.SUCCEEDED else None,
             "message": message or None, "traceback": tb or None, "exit_code": row.exit_code,
             "signal": row.signal, "attempt": row.attempt,
-            "started_at": row.started_at, "finished_at": row.finished_at}
+            "started_at": row.started_at, "finished_at": row.finished_at, "codec": row.codec}
 
 
 class ControlPlane:

@@ -211,6 +211,8 @@ class Dispatcher:
                 # pack: the fullest container with room, most recently busy first, so surplus
                 # containers stay idle and scale down after the window
                 room = [c for c in pool.containers.values() if c.free_slots > 0]
+                if pool.queue[0].start_by is not None and pool.queue[0].attempt == 0:
+                    room = [c for c in room if c.free_slots > c.prefetch]    # a ttl: see below
                 target = min(room, key=lambda c: (c.free_slots, -(c.idle_since or 0.0)), default=None)
                 if target is None:
                     return
@@ -225,6 +227,19 @@ class Dispatcher:
                     n = len(batch)
                     if not n:
                         continue
+                if any(w.start_by is not None and w.attempt == 0 for w in batch):
+                    # a job with a ttl is never prefetched: waiting in a container's own queue, it could
+                    # outlive its ttl there. It goes only where it starts at once, else waits here.
+                    run_now = max(0, target.free_slots - target.prefetch)
+                    sendable: list[Work] = []
+                    held: list[Work] = []
+                    for w in batch:
+                        ttl_bound = w.start_by is not None and w.attempt == 0
+                        (held if ttl_bound and len(sendable) >= run_now else sendable).append(w)
+                    pool.queue.extendleft(reversed(held))
+                    batch, n = sendable, len(sendable)
+                    if not n:
+                        return      # kicked again when a slot frees up
                 target.reserved += n
                 try:
                     await self._send(pool, target, batch)
@@ -441,7 +456,11 @@ class Dispatcher:
                 else:
                     r, m = TerminalReason.WORKER_LOST, "container stopped because another input timed out"
             elif info.kill_reason == "CANCELLED":
-                continue   # already CANCELLED by cancel_call
+                if w is None:
+                    continue   # the cancelled input itself: already CANCELLED by cancel_inputs
+                # another input shared the container (@surge.concurrent, prefetch): it runs again now,
+                # not when its lease runs out, and the loss is not the user's
+                r, m = TerminalReason.WORKER_LOST, "container stopped because another input on it was cancelled"
             t, retry = self._failure(pool, w, iid, fl.attempt, r, m, now, exit_code=info.exit_code,
                                      signal=info.signal)
             transitions.append(t)

@@ -153,8 +153,9 @@ class Scaler:
                 await self.dispatcher.fail_queued(pool, TerminalReason.NO_CAPACITY, reason)
             self._evict_idle_for(pool)
             return None   # fits once something else stops: the inputs wait in the queue
+        placed_at = time.time()
         spec = await self._launch_spec(pool, new_id("ct"), placement)
-        spec.requested_at = requested_at
+        spec.phases = {"placement": placed_at - requested_at, "image": time.time() - placed_at}
         h: ContainerHandle = await self.agent.launch(spec)
         if h.live:
             pool.containers[h.id] = h

@@ -78,6 +78,10 @@ def api() -> Any:
                 "forwarded_for": request.headers.get("x-forwarded-for"), "pid": os.getpid(),
                 "authorization": request.headers.get("authorization")}
 
+    @web.api_route("/fixed", methods=["GET", "HEAD"])
+    def fixed() -> dict[str, str]:
+        return {"fixed": "body"}
+
     @web.get("/stream")
     def stream(gate: str) -> StreamingResponse:
         """First chunk at once; the second only after the test created ``gate`` (which it does
@@ -94,6 +98,19 @@ def api() -> Any:
             for i in range(n):
                 yield f"data: {i}\n\n".encode()
         return StreamingResponse(gen(), media_type="text/event-stream")
+
+    @web.get("/forever")
+    async def forever(request: Request, marker: str) -> StreamingResponse:
+        """Streams until the client goes away, then leaves ``marker``."""
+        async def gen() -> AsyncIterator[bytes]:
+            import asyncio
+
+            yield b"tick\n"
+            while not await request.is_disconnected():
+                await asyncio.sleep(0.01)
+            Path(marker).write_text("disconnected")
+            yield b"never read\n"
+        return StreamingResponse(gen(), media_type="text/plain")
 
     @web.post("/upload")
     async def upload(request: Request) -> dict[str, Any]:
