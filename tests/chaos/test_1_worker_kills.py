@@ -13,17 +13,14 @@ submit until every input was terminal (bound: 120 s).
 from __future__ import annotations
 
 import math
-import signal
-import threading
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-import surge
-from surge.sdk.client import Client
 from tests.chaos import harness
 from tests.chaos.checker import classify, read_probe_log, read_store
+from tests.chaos.faults import Killer
 from tests.chaos.harness import ChaosServer, RecordingTransport, Ticker, sized
 from tests.chaos.workload import submit, wait_terminal
 
@@ -32,46 +29,6 @@ CONTAINER_KILL_EVERY = sized(1.5, 5.0)
 NODE_KILL_EVERY = sized(6.0, 20.0)
 SUBMIT_WINDOW = sized(13.0, 40.0)
 TERMINAL_WITHIN = 120.0
-
-
-class Killer:
-    """The fault injector: SIGKILLs containers of ``server`` only, and notes what it killed."""
-
-    def __init__(self, server: ChaosServer, client: Client, seed_name: str) -> None:
-        self.server = server
-        self.client = client
-        self.r = harness.rng(seed_name)
-        self.mu = threading.Lock()
-        self.container_kills = 0
-        self.busy_kills = 0
-        self.node_kills = 0
-        self.killed_pids: list[int] = []
-
-    def _live(self) -> list[harness.Container]:
-        try:
-            return self.server.containers(self.client)
-        except (surge.ConnectionError, surge.UnavailableError):
-            return []        # the control plane is down (scenario 2): nothing to kill now
-
-    def one(self) -> None:
-        live = self._live()
-        busy = [c for c in live if c.state == "BUSY"]
-        pool = busy or live
-        if not pool:
-            return
-        c = self.r.choice(pool)
-        if self.server.signal_container(c.pid, signal.SIGKILL):
-            with self.mu:
-                self.container_kills += 1
-                self.busy_kills += c.state == "BUSY"
-                self.killed_pids.append(c.pid)
-
-    def all(self) -> None:
-        live = self._live()
-        hit = [c for c in live if self.server.signal_container(c.pid, signal.SIGKILL)]
-        with self.mu:
-            self.node_kills += bool(hit)
-            self.killed_pids.extend(c.pid for c in hit)
 
 
 @pytest.mark.timeout(sized(170, 900))

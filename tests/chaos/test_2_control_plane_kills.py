@@ -25,8 +25,9 @@ import pytest
 
 from tests.chaos import harness
 from tests.chaos.checker import classify, read_probe_log, read_store
+from tests.chaos.faults import Killer
 from tests.chaos.harness import ChaosServer, RecordingTransport, Ticker, sized
-from tests.chaos.test_1_worker_kills import CONTAINER_KILL_EVERY, NODE_KILL_EVERY, Killer
+from tests.chaos.test_1_worker_kills import CONTAINER_KILL_EVERY, NODE_KILL_EVERY
 from tests.chaos.workload import Submitted, submit, wait_terminal
 
 N = sized(150, 2000)

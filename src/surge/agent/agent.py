@@ -15,12 +15,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from surge import wire
 from surge.agent import launcher
 from surge.agent.limits import CgroupGroup, MemoryLimiter
 from surge.agent.mounts import MountPlan
+from surge.agent.sandbox import PRIVATE_ENV, Sandbox, SandboxConfig
 from surge.agent.starts import StartAborted, StartPaths
 from surge.core.models import ContainerState, NodeInventory, NodeUsage, Resources
 from surge.core.placement import Placement, allocate, release
@@ -129,7 +131,8 @@ class Listener(Protocol):
 class LocalAgent:
     """Runs containers on this machine."""
 
-    def __init__(self, inventory: NodeInventory, listener: Listener, *, kill_grace: float = KILL_GRACE) -> None:
+    def __init__(self, inventory: NodeInventory, listener: Listener, *, kill_grace: float = KILL_GRACE,
+                 sandbox: SandboxConfig | None = None, home: str | None = None, embedded: bool = False) -> None:
         self.inventory = inventory
         self.listener = listener
         self.usage = NodeUsage()
@@ -141,12 +144,17 @@ class LocalAgent:
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.limiter = MemoryLimiter(os.path.basename(self._run_dir))
+        # issue 5: users, namespaces, limits (agent/sandbox.py); off unless the server configures it
+        self.sandbox = Sandbox(sandbox or SandboxConfig(level="off"), home=Path(home) if home else None,
+                               embedded=embedded, run_dir=self._run_dir)
         self.starts = StartPaths(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._on_connect, path=self.socket_path,
                                                        limit=1 << 20)
+        await self.sandbox.start()
+        self.sandbox.agent_socket_ready(self.socket_path)
         self._timer = asyncio.create_task(self._deadlines())
         await self.starts.start()
 
@@ -180,7 +188,7 @@ class LocalAgent:
 
     # -- launching -----------------------------------------------------------------------------
     def container_env(self, spec: LaunchSpec) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}   # not the server's credentials
         env.update(spec.env)
         visible = ",".join(str(i) for i in spec.placement.gpu_indices)
         env.update({
@@ -212,8 +220,8 @@ class LocalAgent:
         h.phases.update(spec.phases)
         self.containers[spec.container_id] = h
         self.usage = allocate(self.usage, spec.resources, spec.placement)
-        if spec.memory_limit_mib:
-            h.cgroup = self.limiter.create(spec.container_id, spec.memory_limit_mib)
+        if spec.memory_limit_mib or self.sandbox.pids_max:
+            h.cgroup = self.limiter.create(spec.container_id, spec.memory_limit_mib, pids_max=self.sandbox.pids_max)
         self.listener.on_state(h, "started", now)
         if self.starts.must_wait(spec):
             self._task(self._start(h))     # its snapshot is being built: the scaler need not wait
@@ -280,7 +288,11 @@ class LocalAgent:
         self.containers.pop(h.id, None)
         oom = h.cgroup.oom_killed() if h.cgroup else False
         if h.cgroup:
+            if h.cgroup.pids_refused():
+                self.listener.on_log(h, "system", f"the container reached its process limit (pids.max="
+                                     f"{self.sandbox.pids_max}): {h.cgroup.pids_refused()} forks refused", time.time())
             h.cgroup.remove()
+        self.sandbox.release(h.id)
         info = ExitInfo(
             exit_code=rc if rc is not None and rc >= 0 else None,
             signal=-rc if rc is not None and rc < 0 else None,
@@ -308,6 +320,13 @@ class LocalAgent:
             if header.get("t") != "hello" or h is None or not h.live:
                 writer.close()
                 return
+            if self.sandbox.strict:     # the socket is reachable by every sandbox user: is it this container?
+                while h.proc is None and h.live:
+                    await asyncio.sleep(0.002)
+                if not self.sandbox.peer_ok(writer.get_extra_info("socket"), h.pid):
+                    log.warning("refused a connection claiming to be container %s", h.id)
+                    writer.close()
+                    return
             spec = h.spec
             writer.write(wire.encode({"t": "init", "container_id": spec.container_id, "function": spec.function,
                                       "max_result_bytes": spec.max_result_bytes}, spec.params))

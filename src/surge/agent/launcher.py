@@ -19,6 +19,7 @@ from typing import Protocol
 
 from surge.agent.limits import preexec
 from surge.agent.mounts import MountPlan
+from surge.agent.sandbox import Confinement
 
 
 class ContainerProcess(Protocol):
@@ -38,26 +39,28 @@ class ContainerProcess(Protocol):
 
 async def spawn(env: Mapping[str, str], *, cgroup_procs: str | None, memory_limit_mib: int | None,
                 python: str | None = None, cwd: str | None = None,
-                mounts: MountPlan | None = None) -> asyncio.subprocess.Process:
+                mounts: MountPlan | None = None, confinement: Confinement | None = None) -> asyncio.subprocess.Process:
     full_env = {**env, "SURGE_SPAWNED_AT": repr(time.time())}
+    python = python or sys.executable
+    argv = confinement.argv(python) if confinement is not None else [python, "-m", "surge.runtime"]
     return await asyncio.create_subprocess_exec(
-        python or sys.executable, "-m", "surge.runtime",
+        *argv,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=full_env, cwd=cwd, start_new_session=True,
-        preexec_fn=functools.partial(preexec, cgroup_procs, memory_limit_mib, mounts),
+        preexec_fn=functools.partial(preexec, cgroup_procs, memory_limit_mib, mounts, confinement),
     )
 
 
 async def spawn_zygote(env: Mapping[str, str], sock_fd: int, *, cgroup_procs: str | None,
                        memory_limit_mib: int | None, python: str | None = None,
-                       cwd: str | None = None) -> asyncio.subprocess.Process:
+                       cwd: str | None = None, confinement: Confinement | None = None) -> asyncio.subprocess.Process:
     """A fork server holding ``sock_fd`` (its end of the agent's socket pair)."""
     return await asyncio.create_subprocess_exec(
         python or sys.executable, "-m", "surge.runtime",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**env, "SURGE_ZYGOTE_FD": str(sock_fd), "PYTHONUNBUFFERED": "1"}, cwd=cwd,
         start_new_session=True, pass_fds=(sock_fd,),
-        preexec_fn=functools.partial(preexec, cgroup_procs, memory_limit_mib),
+        preexec_fn=functools.partial(preexec, cgroup_procs, memory_limit_mib, None, confinement),
     )
 
 

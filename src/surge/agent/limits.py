@@ -14,6 +14,8 @@ import resource
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from surge.agent.sandbox import Confinement, preexec_confine
+
 if TYPE_CHECKING:
     from surge.agent.mounts import MountPlan
 
@@ -216,9 +218,11 @@ class MemoryLimiter:
                 pass
 
 
-def preexec(cgroup_procs: str | None, limit_mib: int | None, mounts: MountPlan | None = None) -> None:
+def preexec(cgroup_procs: str | None, limit_mib: int | None, mounts: MountPlan | None = None,
+            confinement: Confinement | None = None) -> None:
     """Runs in the child between fork and exec: its mount namespace (volumes, image files, working
-    directory) if it has mounts; then join the cgroup, or cap the data segment."""
+    directory) if it has mounts; then join the cgroup, or cap the data segment; then the sandbox
+    (``surge.agent.sandbox``: its view of the file system, limits, its user)."""
     if mounts is not None:
         mounts.apply()
     if cgroup_procs is not None:
@@ -228,3 +232,5 @@ def preexec(cgroup_procs: str | None, limit_mib: int | None, mounts: MountPlan |
         # interpreter overhead is not the user's budget: leave 64 MiB of headroom
         limit = (limit_mib + 64) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    if confinement is not None:
+        preexec_confine(confinement, mounts_done=mounts is not None and bool(mounts.mounts))

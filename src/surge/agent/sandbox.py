@@ -47,7 +47,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from surge.agent import pidinit
-from surge.agent.mounts import MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, mount, unshare_mounts
+from surge.agent.mounts import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    mount,
+    unshare_mounts,
+)
 from surge.core.sandbox import UID_BASE, ViewOp, plan_view, resolve_level, uid_for
 
 if TYPE_CHECKING:
@@ -232,10 +241,10 @@ class Sandbox:
         self._base_needed = self._server_paths()
 
     async def start(self) -> None:
-        from surge.agent import hostcheck
+        from surge.agent.hostcheck import strict_missing
 
         if self.config.level in ("strict", "auto") and not (self.config.level == "auto" and self.embedded):
-            self.missing = await hostcheck.strict_missing()
+            self.missing = await strict_missing()
         self.level = resolve_level(self.config.level, embedded=self.embedded, strict_missing=self.missing)
         if self.config.user:
             try:
@@ -422,7 +431,7 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 os.rmdir(d)
 
-    def peer_ok(self, sock: socket.socket | None, container_pid: int | None) -> bool:
+    def peer_ok(self, sock: Any, container_pid: int | None) -> bool:
         """At ``strict`` the agent socket is reachable by every sandbox user: a connection speaks
         for a container only if it comes from that container's session."""
         if not self.strict:

@@ -141,8 +141,7 @@ class StartPaths:
                 fork_env["SURGE_SPAWNED_AT"] = repr(time.time())
             if z is not None and z.ready:
                 try:
-                    proc = await z.fork(spec.container_id, fork_env, cgroup_procs=cgroup_procs,
-                                        memory_limit_mib=spec.memory_limit_mib)
+                    proc = await self._fork_snapshot(z, h, fork_env, cgroup_procs)
                     h.phases["start"] = "snapshot"
                     h.phases["zygote"] = z.id
                     return proc
@@ -151,18 +150,39 @@ class StartPaths:
                     h.phases["fallback"] = f"the snapshot could not fork: {exc}"
             else:
                 h.phases["fallback"] = self.status(spec.pool_key) or "no snapshot yet"
+        conf, sandbox_env = self.agent.sandbox.confine(spec, h.cgroup)    # issue 5: agent/sandbox.py
         template = self._template(spec)
         if template is not None and template.ready:
             try:
-                proc = await template.fork(spec.container_id, fork_env, cgroup_procs=cgroup_procs,
-                                           memory_limit_mib=spec.memory_limit_mib)
+                proc = await template.fork(spec.container_id, {**fork_env, **sandbox_env}, cgroup_procs=cgroup_procs,
+                                           memory_limit_mib=spec.memory_limit_mib,
+                                           sandbox=conf.to_json() if conf else None)
                 h.phases["start"] = "template"
                 return proc
             except ZygoteError as exc:
                 log.warning("template fork for %s failed: %s; starting a fresh process", spec.container_id, exc)
         h.phases["start"] = "fresh"
-        return await launcher.spawn(env, cgroup_procs=cgroup_procs, memory_limit_mib=spec.memory_limit_mib,
-                                    python=spec.python, mounts=spec.mounts)
+        return await launcher.spawn({**env, **sandbox_env}, cgroup_procs=cgroup_procs,
+                                    memory_limit_mib=spec.memory_limit_mib, python=spec.python, mounts=spec.mounts,
+                                    confinement=conf)
+
+    async def _fork_snapshot(self, z: Zygote, h: ContainerHandle, env: dict[str, str],
+                             cgroup_procs: str | None) -> launcher.ContainerProcess:
+        """A strict sandbox's snapshot zygote runs as its workspace's user and cannot put a child
+        into a cgroup: the agent moves it there before it is sent its first frame."""
+        spec, sandbox = h.spec, self.agent.sandbox
+        if not sandbox.strict:
+            conf, _ = sandbox.confine(spec, h.cgroup)
+            return await z.fork(spec.container_id, env, cgroup_procs=cgroup_procs,
+                                memory_limit_mib=spec.memory_limit_mib, sandbox=conf.to_json() if conf else None)
+        proc = await z.fork(spec.container_id, {**env, **sandbox.snapshot_child_env(z.id, spec.container_id)},
+                            cgroup_procs=None, memory_limit_mib=None)
+        try:
+            sandbox.adopt(proc.pid, h.cgroup)
+        except OSError as exc:
+            launcher.signal_group(proc.pid, launcher.SIGKILL)
+            raise ZygoteError(f"could not move the child into its cgroup: {exc}") from None
+        return proc
 
     # -- templates -----------------------------------------------------------------------------
     def _template(self, spec: LaunchSpec | None = None) -> Zygote | None:
@@ -237,10 +257,13 @@ class StartPaths:
         cgroup = self.agent.limiter.create(z.id, spec.memory_limit_mib) if spec.memory_limit_mib else None
         if cgroup is not None:
             self._cgroups[z.id] = cgroup
+        # it runs user code (the import, snap hooks): confined like a container, minus the PID namespace
+        conf, sandbox_env = self.agent.sandbox.confine(spec, cgroup, holder=z.id, pid_ns=False)
+        env.update(sandbox_env)
         try:
             await z.start(env, function=spec.function, params=spec.params, python=spec.python,
                           cgroup_procs=cgroup.procs_file() if cgroup else None,
-                          memory_limit_mib=spec.memory_limit_mib)
+                          memory_limit_mib=spec.memory_limit_mib, confinement=conf)
             m.proc = z.proc
             await asyncio.wait_for(z.settled.wait(), timeout=spec.startup_timeout)
         except TimeoutError:
@@ -287,6 +310,7 @@ class StartPaths:
             self.agent.listener.on_state(m, "stopped", time.time())
         if cgroup is not None:
             cgroup.remove()
+        self.agent.sandbox.release(z.id)
         if z.kind == "template":
             if self.templates.get(z.key) is z:
                 del self.templates[z.key]

@@ -22,6 +22,7 @@ from typing import Any
 
 from surge import wire
 from surge.agent import launcher
+from surge.agent.sandbox import Confinement
 
 log = logging.getLogger("surge.agent.zygote")
 
@@ -156,12 +157,13 @@ class Zygote:
 
     async def start(self, env: Mapping[str, str], *, function: dict[str, Any] | None = None, params: bytes = b"",
                     python: str | None = None, cgroup_procs: str | None = None,
-                    memory_limit_mib: int | None = None) -> None:
+                    memory_limit_mib: int | None = None, confinement: Confinement | None = None) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             theirs.set_inheritable(True)
             self.proc = await launcher.spawn_zygote(env, theirs.fileno(), cgroup_procs=cgroup_procs,
-                                                    memory_limit_mib=memory_limit_mib, python=python)
+                                                    memory_limit_mib=memory_limit_mib, python=python,
+                                                    confinement=confinement)
         except BaseException:
             ours.close()
             raise
@@ -177,7 +179,8 @@ class Zygote:
         self._task(self._watch())
 
     async def fork(self, container_id: str, env: Mapping[str, str], *, cgroup_procs: str | None,
-                   memory_limit_mib: int | None, cwd: str | None = None) -> ForkedProcess:
+                   memory_limit_mib: int | None, cwd: str | None = None,
+                   sandbox: dict[str, Any] | None = None) -> ForkedProcess:
         """Fork a container; returns once the zygote has told us its pid."""
         if self.state != "ready" or self._sock is None:
             raise ZygoteError(f"the {self.kind} zygote is {self.state}")
@@ -195,7 +198,8 @@ class Zygote:
         self._pending[container_id] = proc
         try:
             frame = wire.encode({"t": "fork", "container_id": container_id, "env": dict(env), "cwd": cwd,
-                                 "cgroup_procs": cgroup_procs, "memory_limit_mib": memory_limit_mib})
+                                 "cgroup_procs": cgroup_procs, "memory_limit_mib": memory_limit_mib,
+                                 "sandbox": sandbox})    # agent.sandbox.Confinement, applied by the child
             sent = socket.send_fds(self._sock, [frame], [out_w, err_w])
             if sent != len(frame):
                 # a stream socket may take part of a big frame: the rest follows without fds

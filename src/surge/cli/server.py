@@ -25,12 +25,17 @@ def server(host: str = typer.Option("127.0.0.1", help="address to listen on"),
                                           "0: no limit)"),
            web_hold_timeout: float = typer.Option(None, help="seconds a web request waits for a free "
                                                   "container before a 503 (default 150)"),
+           sandbox: str = typer.Option(None, help="container isolation: strict | basic | off (default: strict "
+                                       "where the host allows it; see `surge doctor`)"),
+           sandbox_user: str = typer.Option(None, help="run every container as this account (default: an "
+                                            "unprivileged uid per workspace)"),
            log_level: str = typer.Option("info")) -> None:
     """Serve the surge API; point clients at it with SURGE_SERVER_URL=http://HOST:PORT."""
     from surge.server.__main__ import main
 
     argv = ["--host", host, "--port", str(port), "--log-level", log_level]
-    for flag, value in (("--gpus", gpus), ("--home", home), ("--database-url", database_url)):
+    for flag, value in (("--gpus", gpus), ("--home", home), ("--database-url", database_url),
+                        ("--sandbox", sandbox), ("--sandbox-user", sandbox_user)):
         if value:
             argv += [flag, value]
     for flag, number in (("--max-body-bytes", max_body_bytes), ("--rate-limit", rate_limit),

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from surge import wire
+from surge.agent.sandbox import Confinement  # a template's children confine themselves (issue 5)
 from surge.runtime import container  # what every child runs: imported once, here
 from surge.runtime.service import Service
 from surge.sdk import serialization  # noqa: F401  (arguments and results: cloudpickle)
@@ -237,6 +238,8 @@ class Zygote:
             os.environ.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})
             if req.get("cwd"):
                 os.chdir(str(req["cwd"]))
+            if req.get("sandbox"):
+                Confinement.from_json(req["sandbox"]).enter_forked()
             reseed()
             container.main(self.service)
             code = 0

@@ -50,6 +50,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds a web request waits for a free container before a 503 (at most)")
     p.add_argument("--webhook-backoff", type=float, default=5.0,
                    help="seconds before a failed webhook's second attempt (doubling, up to 1 h, for 24 h)")
+    p.add_argument("--sandbox", choices=("auto", "strict", "basic", "off"), default=limits.sandbox,
+                   help="container isolation (auto: strict for a standalone server where the host allows it)")
+    p.add_argument("--sandbox-user", default=None, help="run every container as this account (default: a uid "
+                   "per workspace)")
+    p.add_argument("--sandbox-pids", type=int, default=limits.sandbox_pids, help="processes per container (0: no limit)")
+    p.add_argument("--sandbox-nofile", type=int, default=limits.sandbox_nofile, help="open files per process")
+    p.add_argument("--sandbox-fsize-mib", type=int, default=limits.sandbox_fsize_mib,
+                   help="largest file a container may write, MiB")
+    p.add_argument("--sandbox-tmp-mib", type=int, default=limits.sandbox_tmp_mib,
+                   help="strict: size of a container's private /tmp, /var/tmp and /dev/shm, MiB each")
     return p.parse_args(argv)
 
 
@@ -121,7 +131,10 @@ def main(argv: list[str] | None = None) -> None:
                           max_body_bytes=args.max_body_bytes, rate_limit=args.rate_limit,
                           rate_burst=args.rate_burst, max_queued=args.max_queued,
                           result_retention=args.result_retention, webhook_backoff=args.webhook_backoff,
-                          web_hold_timeout=args.web_hold_timeout)
+                          web_hold_timeout=args.web_hold_timeout,
+                          sandbox=args.sandbox, sandbox_user=args.sandbox_user, sandbox_pids=args.sandbox_pids,
+                          sandbox_nofile=args.sandbox_nofile, sandbox_fsize_mib=args.sandbox_fsize_mib,
+                          sandbox_tmp_mib=args.sandbox_tmp_mib)
     if args.allow_private_webhooks:
         config.allow_private_webhooks = True
     serve(config, log_level=args.log_level)

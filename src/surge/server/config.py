@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from surge.agent.sandbox import SandboxConfig
 
 DAY = 86400.0
 
@@ -39,7 +43,21 @@ class ServerConfig:
     webhook_timeout: float = 10.0            # per delivery attempt (connect + send + answer)
     web_hold_timeout: float = 150.0          # longest a web request waits for a container (then 503)
     embedded: bool = False
+    # the container sandbox (surge.agent.sandbox, docs/reliability.md "Threat model"): auto = strict
+    # for a standalone server where the host allows it, basic for the embedded one
+    sandbox: str = "auto"                    # auto | strict | basic | off
+    sandbox_user: str | None = None          # one account for every container (default: a uid per workspace)
+    sandbox_pids: int = 4096                 # processes + threads per container (pids.max)
+    sandbox_nofile: int = 65536              # RLIMIT_NOFILE
+    sandbox_fsize_mib: int = 64 * 1024       # RLIMIT_FSIZE: the largest file a container may write
+    sandbox_tmp_mib: int = 1024              # strict: size of the private /tmp, /var/tmp, /dev/shm (each)
     extra: dict[str, str] = field(default_factory=dict)
+
+    def sandbox_config(self) -> SandboxConfig:
+        from surge.agent.sandbox import SandboxConfig
+
+        return SandboxConfig(level=self.sandbox, user=self.sandbox_user, pids_max=self.sandbox_pids,
+                             nofile=self.sandbox_nofile, fsize_mib=self.sandbox_fsize_mib, tmp_mib=self.sandbox_tmp_mib)
 
     @property
     def db_url(self) -> str:

@@ -73,7 +73,8 @@ class ControlPlane:
         self.images = ImageService(self.home, self.store, self.blobs, self.volumes)
         inventory = build_inventory(config.gpus, node_id=config.node_id, cpu=config.cpu,
                                     memory_mib=config.memory_mib)
-        self.agent = LocalAgent(inventory, self, kill_grace=config.kill_grace)
+        self.agent = LocalAgent(inventory, self, kill_grace=config.kill_grace, sandbox=config.sandbox_config(),
+                                home=str(self.home), embedded=config.embedded)   # issue 5: sandbox
         self.dispatcher = Dispatcher(self.store, self.agent, lease_ttl=config.lease_ttl)
         self.scaler = Scaler(self.dispatcher, self.agent, self._launch_spec)
         self.secrets = Secrets(self.store, SecretBox.from_file(self.home / "secrets.key"), self.dispatcher)
@@ -647,7 +648,7 @@ class ControlPlane:
                          "gpus": [{"index": g.index, "type": g.type} for g in inv.gpus],
                          "allocated": {"cpu": usage.cpu, "memory_mib": usage.memory,
                                        "gpu_indices": sorted(usage.gpu_indices)},
-                         "memory_limits": self.agent.limiter.mechanism},
+                         "memory_limits": self.agent.limiter.mechanism, "sandbox": self.agent.sandbox.describe()},
                 "containers": len(self.agent.containers),
                 "loops": {"ticks": dict(loops.ticks), "errors": dict(loops.errors)},
                 "dispatcher": dict(self.dispatcher.stats)}
