@@ -53,17 +53,20 @@ def _live(function: str) -> list[dict[str, Any]]:
 
 
 def _stop_all(function: str) -> list[dict[str, Any]]:
-    """Stop the function's containers and wait until none is left; returns what they were."""
-    rows = _live(function)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
-        list(pool.map(lambda c: _client().request("POST", f"/v1/containers/{c['container_id']}/stop",
-                                                  params={"wait": 60}), rows))
+    """Stop the function's containers (and any the autoscaler was still starting) until none is
+    left; returns what they were."""
+    stopped: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + 60
-    while _live(function):
+    while rows := _live(function):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{function}'s containers did not stop")
+            raise RuntimeError(f"{function}'s containers did not stop: {rows}")
+        fresh = [c for c in rows if c["container_id"] not in stopped]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(fresh))) as pool:
+            list(pool.map(lambda c: _client().request("POST", f"/v1/containers/{c['container_id']}/stop",
+                                                      params={"wait": 60}), fresh))
+        stopped.update((c["container_id"], c) for c in fresh)
         time.sleep(0.01)
-    return rows
+    return list(stopped.values())
 
 
 def cold_starts(cls: Any, function: str, starts: int, expect: str) -> tuple[list[float], dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Run every benchmark and print its table: warm-call latency, map throughput, batching, cold starts.
+"""Run every benchmark and print its table: warm-call latency, map throughput, batching, cold starts,
+web endpoints (their load rows need ``wrk``; without it they are skipped, with the reason printed).
 
     .venv/bin/python benchmarks/run_all.py                    # full counts (several minutes)
     .venv/bin/python benchmarks/run_all.py --quick            # small counts: a fast check
@@ -21,15 +22,16 @@ import cold_start
 import harness
 import map_throughput
 import warm_call
+import web_endpoint
 
 QUICK = {"calls": 200, "warmup": 50, "inputs": 2000, "map_warmup": 200, "items": 2000, "unbatched_items": 200,
-         "starts": 5, "weights_mb": 100}
-BENCHMARKS = ("warm_call", "map_throughput", "batching", "cold_start")
+         "starts": 5, "weights_mb": 100, "duration": 2.0, "cold": 2}
+BENCHMARKS = ("warm_call", "map_throughput", "batching", "cold_start", "web_endpoint")
 
 
 def main(argv: list[str] | None = None) -> None:
     p = harness.parser(__doc__, warm_call.add_arguments, map_throughput.add_arguments, batching.add_arguments,
-                       cold_start.add_arguments)
+                       cold_start.add_arguments, web_endpoint.add_arguments)
     p.add_argument("--quick", action="store_true",
                    help=f"small counts for a fast check ({', '.join(f'{k}={v}' for k, v in QUICK.items())})")
     p.add_argument("--only", choices=BENCHMARKS, help="run one benchmark")
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     cold_rows: dict[str, Any] = {}
     if "cold_start" in want:
         cold_rows.update(cold_start.measure_surge(args.starts, args.weights_mb))
+    web_rows: dict[str, Any] = {}
+    if "web_endpoint" in want:
+        web_rows = web_endpoint.measure_local(args.duration, args.cold, need_wrk=True)
     if not args.no_ray and harness.ray_available():
         with harness.ray_session() as ray:
             # the map first: the Serve replica of the warm-call row would hold one of Ray's 2 CPUs
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
                 warm_rows.update(warm_call.measure_ray(ray, args.calls, args.warmup, args.time_limit))
             if "cold_start" in want:
                 cold_rows["ray"] = cold_start.measure_ray(ray, args.starts, args.weights_mb)
+            if "web_endpoint" in want:     # last: it restarts Serve with an HTTP proxy
+                web_endpoint.ray_rows(ray, web_rows, args.duration, args.cold)
     results: dict[str, Any] = {}
     tables = []
     if warm_rows:
@@ -74,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     if cold_rows:
         results["cold_start"] = cold_start.finish(cold_rows, args.starts, args.weights_mb)
         tables.append(cold_start.render(results["cold_start"]))
+    if web_rows:
+        results["web_endpoint"] = web_endpoint.finish(web_rows, args.duration)
+        tables.append(web_endpoint.render(results["web_endpoint"]))
     harness.publish(args, before, results, "\n\n".join(tables))
 
 

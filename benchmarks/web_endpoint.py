@@ -154,10 +154,10 @@ def surge_web_app() -> Iterator[Any]:
             info.stop()
 
 
-def measure_surge(duration: float, cold: int) -> dict[str, Any]:
+def measure_surge(duration: float, cold: int, *, load_rows: bool = True) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     with surge_web_app() as bench:
-        for name, fn in (("surge_fastapi", bench.noop), ("surge_asgi", bench.raw)):
+        for name, fn in (("surge_fastapi", bench.noop), ("surge_asgi", bench.raw)) if load_rows else ():
             url = fn.get_web_url()
             _wait_http(url)
             load(url, min(2.0, duration))                    # warm: connections, caches
@@ -175,25 +175,18 @@ def measure_surge(duration: float, cold: int) -> dict[str, Any]:
     return rows
 
 
-def measure_ray(ray: Any, duration: float, cold: int) -> dict[str, Any]:
+def measure_ray(ray: Any, duration: float, cold: int, *, load_rows: bool = True) -> dict[str, Any]:
     from ray import serve
     from starlette.responses import JSONResponse
 
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     port = _free_port()
+    # in run_all's shared Ray session another benchmark may have started Serve without an HTTP proxy
+    serve.shutdown()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-
-    @serve.deployment(max_ongoing_requests=64, num_replicas=1)
-    class Noop:
-        async def __call__(self, request: Any) -> Any:
-            return JSONResponse({"ok": True})
-
-    serve.run(Noop.bind(), name="noop", route_prefix="/noop")
-    url = f"http://127.0.0.1:{port}/noop"
-    _wait_http(url)
-    load(url, min(2.0, duration))
-    rows: dict[str, Any] = {"ray_serve": load(url, duration)}
-    serve.delete("noop")
+    rows: dict[str, Any] = {}
+    if load_rows:
+        rows.update(_ray_load(port, duration))
 
     @serve.deployment(max_ongoing_requests=64,
                       autoscaling_config={"min_replicas": 0, "initial_replicas": 0, "max_replicas": 1})
@@ -213,17 +206,57 @@ def measure_ray(ray: Any, duration: float, cold: int) -> dict[str, Any]:
     return rows
 
 
-def run(*, duration: float = 10.0, cold: int = 5, ray: bool = True) -> dict[str, Any]:
-    rows: dict[str, Any] = {"uvicorn": measure_uvicorn(duration)}
-    rows.update(measure_surge(duration, cold))
-    if ray and harness.ray_available():
-        with harness.ray_session() as session:
-            rows.update(measure_ray(session, duration, max(1, min(cold, 3))))
-    best = rows["surge_fastapi"]
+def _ray_load(port: int, duration: float) -> dict[str, Any]:
+    from ray import serve
+    from starlette.responses import JSONResponse
+
+    @serve.deployment(max_ongoing_requests=64, num_replicas=1)
+    class Noop:
+        async def __call__(self, request: Any) -> Any:
+            return JSONResponse({"ok": True})
+
+    serve.run(Noop.bind(), name="noop", route_prefix="/noop")
+    url = f"http://127.0.0.1:{port}/noop"
+    _wait_http(url)
+    load(url, min(2.0, duration))
+    rows = {"ray_serve": load(url, duration)}
+    serve.delete("noop")
+    return rows
+
+
+def measure_local(duration: float, cold: int, *, need_wrk: bool = False) -> dict[str, Any]:
+    """The bare-uvicorn and surge rows. With ``need_wrk`` (``run_all``) and no ``wrk`` installed, the
+    load rows are skipped, with the reason printed, rather than measured with the slower httpx loop
+    (whose numbers would show the client); scale from zero needs no load generator."""
+    load_rows = not need_wrk or shutil.which("wrk") is not None
+    if not load_rows:
+        print("web_endpoint: skipping the load rows: `wrk` is not installed (apt-get install -y wrk); "
+              "measuring scale from zero only", file=sys.stderr, flush=True)
+    rows: dict[str, Any] = {"uvicorn": measure_uvicorn(duration)} if load_rows else {}
+    rows.update(measure_surge(duration, cold, load_rows=load_rows))
+    return rows
+
+
+def ray_rows(ray: Any, rows: dict[str, Any], duration: float, cold: int) -> None:
+    """Ray Serve's rows (load only when the surge load rows ran, so the table compares like with like)."""
+    rows.update(measure_ray(ray, duration, max(1, min(cold, 3)), load_rows="surge_fastapi" in rows))
+
+
+def finish(rows: dict[str, Any], duration: float) -> dict[str, Any]:
+    best = rows.get("surge_fastapi")
     return {"duration_s": duration, "connections": CONNECTIONS, "rows": rows,
             "targets": {"rps": TARGET_RPS, "p99_ms": TARGET_P99_MS, "cold_ms": TARGET_COLD_MS},
-            "throughput_met": best["rps"] >= TARGET_RPS and (best["p99_ms"] or 1e9) <= TARGET_P99_MS,
+            "throughput_met": None if best is None else
+            best["rps"] >= TARGET_RPS and (best["p99_ms"] or 1e9) <= TARGET_P99_MS,
             "cold_met": rows["cold"]["p50_ms"] <= TARGET_COLD_MS}
+
+
+def run(*, duration: float = 10.0, cold: int = 5, ray: bool = True) -> dict[str, Any]:
+    rows = measure_local(duration, cold)
+    if ray and harness.ray_available():
+        with harness.ray_session() as session:
+            ray_rows(session, rows, duration, cold)
+    return finish(rows, duration)
 
 
 LOAD_LABELS = {"uvicorn": "bare uvicorn, raw ASGI no-op (ceiling)",
@@ -235,20 +268,24 @@ COLD_LABELS = {"cold": "surge (fresh container)", "ray_cold": "Ray Serve (min_re
 
 def render(result: dict[str, Any]) -> str:
     rows = result["rows"]
-    ceiling = rows["uvicorn"]["rps"]
-    body = [[LOAD_LABELS[k], r["requests"], r["rps"], r["p50_ms"], r["p90_ms"], r["p99_ms"],
-             r["non_2xx"] + r["socket_errors"], harness.ratio(r["rps"], ceiling), r["cpu_pressure"]]
-            for k, r in rows.items() if k in LOAD_LABELS]
     cold = [[COLD_LABELS[k], r["n"], r["p50_ms"], r["min_ms"], r["max_ms"]]
             for k, r in rows.items() if k in COLD_LABELS]
     t = result["targets"]
+    if "uvicorn" in rows:
+        ceiling = rows["uvicorn"]["rps"]
+        body = [[LOAD_LABELS[k], r["requests"], r["rps"], r["p50_ms"], r["p90_ms"], r["p99_ms"],
+                 r["non_2xx"] + r["socket_errors"], harness.ratio(r["rps"], ceiling), r["cpu_pressure"]]
+                for k, r in rows.items() if k in LOAD_LABELS]
+        head = [harness.table(f"No-op web endpoint, {result['connections']} keep-alive connections, "
+                              f"{result['duration_s']:g} s ({rows['uvicorn']['tool']})",
+                              ["path", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "vs ceiling",
+                               "CPU PSI % (10 s)"], body),
+                f"target: surge >= {t['rps']:,.0f} req/s with p99 <= {t['p99_ms']:g} ms -> "
+                f"{'met' if result['throughput_met'] else 'NOT met'}"]
+    else:
+        head = ["No-op web endpoint under load: skipped (`wrk` is not installed: apt-get install -y wrk)"]
     return "\n".join([
-        harness.table(f"No-op web endpoint, {result['connections']} keep-alive connections, "
-                      f"{result['duration_s']:g} s ({rows['uvicorn']['tool']})",
-                      ["path", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "vs ceiling",
-                       "CPU PSI % (10 s)"], body),
-        f"target: surge >= {t['rps']:,.0f} req/s with p99 <= {t['p99_ms']:g} ms -> "
-        f"{'met' if result['throughput_met'] else 'NOT met'}",
+        *head,
         "",
         harness.table("Scale from zero: a request at zero containers until its response (ms)",
                       ["path", "samples", "p50", "min", "max"], cold),

@@ -35,6 +35,7 @@ from surge.sdk.cls import Cls
 from surge.sdk.function import Function
 from surge.sdk.image import Image
 from surge.sdk.partial import batched, concurrent, enter, exit, method, parameter
+from surge.sdk.progress import Progress, progress
 from surge.sdk.schedule import Cron, Period
 from surge.sdk.secret import Secret
 from surge.sdk.volume import Volume
@@ -67,6 +68,7 @@ __all__ = [
     "NotFoundError",
     "OutputExpiredError",
     "Period",
+    "Progress",
     "RateLimitedError",
     "RemoteError",
     "Retries",
@@ -89,6 +91,7 @@ __all__ = [
     "is_local",
     "method",
     "parameter",
+    "progress",
     "web_endpoint",
     "web_server",
     "weights",

@@ -94,14 +94,16 @@ def test_faults_end_in_the_right_state_and_free_the_slot(chaos_app: ModuleType, 
     server.start()
     log = tmp_path / "probe.log"
     memory = server.health()["node"]["memory_limits"]
-    oom_reason = "OOM_KILLED" if memory.startswith("cgroup") else "USER_EXCEPTION"
     cases = [
         Case("hang past timeout", chaos_app.hang, "hang", "ok", "TIMED_OUT", "TIMEOUT"),
         Case("sys.exit(7)", chaos_app.crash, "exit", "ok", "FAILED", "EXITED"),
         Case("SIGSEGV", chaos_app.crash, "segfault", "ok", "FAILED", "SIGNALED"),
-        Case(f"OOM ({memory})", chaos_app.oom, 256, 0, "FAILED", oom_reason),
         Case("cancel while running", chaos_app.crash, "sleep", "ok", "CANCELLED", "CANCELLED"),
     ]
+    # an OOM kill needs a memory cgroup; under the RLIMIT_DATA fallback the function gets a MemoryError
+    oom_testable = memory.startswith("cgroup")
+    if oom_testable:
+        cases.insert(3, Case(f"OOM ({memory})", chaos_app.oom, 256, 0, "FAILED", "OOM_KILLED"))
     try:
         with harness.sdk(server) as client, chaos_app.app.run(show_logs=False):
             for case in cases:
@@ -116,10 +118,14 @@ def test_faults_end_in_the_right_state_and_free_the_slot(chaos_app: ModuleType, 
                            "of": REPEATS, "event_to_end_s_median": round(statistics.median(c.latencies), 3),
                            "event_to_end_s_max": round(max(c.latencies), 3),
                            "next_call_s_max": round(max(c.reuse), 3)}
+    if not oom_testable:
+        figures["OOM"] = f"not tested: memory limits here are {memory}, not a cgroup"
     harness.publish("6-lifecycle-faults", figures)
     for c in cases:
         assert not c.wrong, (c.name, c.wrong)
         assert statistics.median(c.latencies) <= BOUND, (c.name, c.latencies)
+    if not oom_testable:
+        pytest.skip(f"the other faults passed; the OOM case needs a writable memory cgroup (this host: {memory})")
 
 
 def test_an_external_sigkill_is_a_lost_worker_not_the_users_failure(chaos_app: ModuleType, chaos_home: Path,

@@ -36,5 +36,6 @@ def test_the_curl_examples_run(server: Any, tmp_path: Path) -> None:
     assert '"SUCCEEDED"\n{\n  "keys": [\n    "n",\n    "prompt"' in text  # summarize got the whole object
     assert '"CANCELLED"' in text and '"retry_of": "fc-' in text           # cancel, then retry
     assert text.count("event: item") == 3 and "event: end" in text       # the stream
+    assert text.count("event: progress") == 3 and '"message": "epoch 3"' in text   # progress
     subprocess.run([sys.executable, "-m", "surge.cli.main", "app", "stop", "jobs-demo"], capture_output=True,
                    timeout=60, env=env)

@@ -311,12 +311,6 @@ def _twice() -> None:
     pass
 
 
-class _Model:
-    @surge.method()
-    @surge.fastapi_endpoint()
-    def predict(self) -> None: ...
-
-
 def test_stacking_mistakes() -> None:
     app = surge.App("web-bad")
     with pytest.raises(surge.InvalidError, match=r"below @app\.function"):
@@ -327,8 +321,6 @@ def test_stacking_mistakes() -> None:
     marked = surge.wsgi_app()(_twice)
     with pytest.raises(surge.InvalidError, match="already has a web decorator"):
         surge.asgi_app()(marked)
-    with pytest.raises(surge.InvalidError, match="not yet on class methods"):
-        app.cls()(_Model)
 
 
 def test_web_endpoint_is_the_old_name_of_fastapi_endpoint() -> None:

@@ -94,7 +94,8 @@ def test_from_json_refuses_what_no_decorator_makes(d: Any, message: str) -> None
     ([{"tag": "f", "web": {"kind": "asgi"}}], "without a label"),
     ([{"tag": "f", "web": {"kind": "asgi", "label": "x"}}, {"tag": "g", "web": {"kind": "wsgi", "label": "x"}}],
      "both serve web label 'x'"),
-    ([{"tag": "C.m", "cls": "C", "web": {"kind": "fastapi", "label": "m"}}], "class methods"),
+    ([{"tag": "C.m", "cls": "C", "web": {"kind": "fastapi", "label": "m"}, "web_params": "%%"}], "base64"),
+    ([{"tag": "C.m", "cls": "C", "web": {"kind": "fastapi", "label": "m"}, "web_params": 3}], "base64"),
     ([{"tag": "f", "web": {"kind": "nope", "label": "x"}}], "function 'f': invalid web endpoint"),
 ])
 def test_the_control_plane_checks_web_specs(functions: list[dict[str, Any]], message: str) -> None:
@@ -107,5 +108,17 @@ def test_the_control_plane_accepts_distinct_labels() -> None:
                           {"tag": "h", "web": {"kind": "fastapi", "label": "y", "method": "GET"}}])
 
 
-def test_web_url() -> None:
-    assert web_url("http://h:1/", "app", "lbl") == "http://h:1/web/app/lbl"
+def test_the_control_plane_accepts_class_methods() -> None:
+    check_functions_json([{"tag": "C.m", "cls": "C", "web": {"kind": "fastapi", "label": "c-m", "method": "GET"},
+                           "web_params": "gASV"}, {"tag": "C.n", "cls": "C", "web": {"kind": "asgi", "label": "c-n"}}])
+
+
+@pytest.mark.parametrize(("base", "app", "host", "url"), [
+    ("http://h:1/", "app", None, "http://h:1/web/app/lbl"),
+    ("http://127.0.0.1:8765", "shop", "surge.localhost", "http://lbl.shop.surge.localhost:8765/"),
+    ("https://api.example.com", "team--shop", "run.example.com", "https://lbl.team--shop.run.example.com/"),
+    ("http://h:1", "ap-18f3a2b4c01-9f2c4e1a7b3d5f60", "s.test", "http://lbl.ap-18f3a2b4c01-9f2c4e1a7b3d5f60.s.test:1/"),
+    ("http://h:1", "My App", "s.test", "http://h:1/web/My App/lbl"),      # not a DNS label: path form
+])
+def test_web_url(base: str, app: str, host: str | None, url: str) -> None:
+    assert web_url(base, app, "lbl", host) == url

@@ -62,13 +62,18 @@ def _own(controller: str | None) -> str | None:
 
 
 def cgroups() -> CgroupInfo:
+    """The hierarchy ``agent.limits.MemoryLimiter`` will use: v2 where it has the memory controller,
+    else v1 (hybrid hosts mount an empty v2 at /sys/fs/cgroup/unified beside the v1 controllers)."""
     own = _own(None)
+    v2: CgroupInfo | None = None
     for base in (_CGROUP, _CGROUP / "unified"):
         if own is not None and (base / own.lstrip("/") / "cgroup.controllers").exists():
             d = base / own.lstrip("/")
             available = (d / "cgroup.controllers").read_text().split()
-            return CgroupInfo(2, "memory" in available, "pids" in available, os.access(d, os.W_OK),
-                              f"cgroup v2 at {d} (controllers: {' '.join(available) or 'none'})")
+            v2 = CgroupInfo(2, "memory" in available, "pids" in available, os.access(d, os.W_OK),
+                            f"cgroup v2 at {d} (controllers: {' '.join(available) or 'none'})")
+            if v2.memory:
+                return v2
     found: dict[str, bool] = {}
     for controller in ("memory", "pids"):
         path = _own(controller)
@@ -77,7 +82,7 @@ def cgroups() -> CgroupInfo:
     if any(found.values()) or (_CGROUP / "memory").is_dir():
         return CgroupInfo(1, found["memory"], found["pids"], any(found.values()),
                           f"cgroup v1 ({', '.join(k for k, v in found.items() if v) or 'no writable controllers'})")
-    return CgroupInfo(0, False, False, False, "no cgroup file system at /sys/fs/cgroup")
+    return v2 or CgroupInfo(0, False, False, False, "no cgroup file system at /sys/fs/cgroup")
 
 
 # -- namespaces, in a probe child -------------------------------------------------------------------
@@ -226,6 +231,12 @@ def sandbox_checks(probed: dict[str, str | None]) -> list[Check]:
                      "not used: containers share the host's network, including loopback services",
                      "bind databases and internal services to addresses containers should not reach, "
                      "or firewall the sandbox uids (iptables -m owner --uid-owner 2000000000-2099999999)"))
+    out.append(Check("snapshot forks", "warn" if probed["strict"] is None else "ok",
+                     "a memory snapshot's containers share their zygote's mount namespace and the host's PID "
+                     "namespace: they see the host's process list (signalling it is refused: other uids)"
+                     if probed["strict"] is None else "no strict sandbox: nothing more to lose",
+                     "enable_memory_snapshot=False for functions that must not see other processes"
+                     if probed["strict"] is None else ""))
     out.append(Check("overlayfs", "ok" if probed["overlay"] is None else "missing",
                      "volumes mount as copy-on-write overlays" if probed["overlay"] is None else str(probed["overlay"]),
                      "" if probed["overlay"] is None else "load the overlay module (modprobe overlay); "

@@ -66,6 +66,10 @@ def _mirror(status: int) -> None:
 def split(uid: int | None, gid: int | None) -> None:
     """Enter a new PID namespace and return in its pid 2, as ``uid``/``gid``. The caller must be
     privileged (root) and single-threaded, in a mount namespace of its own (``/proc`` is remounted)."""
+    # /proc is remounted below: only ever in a mount namespace of the container's own, never the
+    # host's (the one our parent, the agent or a zygote, lives in)
+    if os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
+        raise OSError("refusing to mount /proc in the host's mount namespace (unshare CLONE_NEWNS first)")
     _check(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
     status_r, status_w = os.pipe()
     init = os.fork()
@@ -109,7 +113,11 @@ def main(argv: list[str]) -> None:
     """``pidinit.py UID GID -- PROGRAM ARGS...``: run PROGRAM as pid 2 of a new PID namespace."""
     sep = argv.index("--")
     uid, gid = (int(v) if v != "-" else None for v in argv[:2])
-    split(uid, gid)
+    try:
+        split(uid, gid)
+    except OSError as exc:
+        os.write(2, f"surge: cannot set up the container's PID namespace: {exc}\n".encode())
+        os._exit(1)
     program = argv[sep + 1:]
     try:
         os.execv(program[0], program)

@@ -9,6 +9,7 @@ from surge.cli import (
     calls,
     containers,
     deploy,
+    doctor,
     logs,
     run,
     secrets,
@@ -26,6 +27,7 @@ cli.command("deploy")(deploy.deploy)
 cli.command("server")(server.server)
 cli.command("logs")(logs.logs)
 cli.command("usage")(usage.usage)
+cli.command("doctor")(doctor.doctor)
 cli.add_typer(apps.group, name="app")
 cli.add_typer(calls.group, name="call")
 cli.add_typer(containers.group, name="container")

@@ -20,6 +20,8 @@ from typing import Any
 
 from surge import wire
 from surge.core.jsonargs import bind_json
+from surge.core.progress import PROGRESS_SEQ_BASE
+from surge.runtime import progress as progress_rt
 from surge.runtime.current import set_current_input
 from surge.runtime.service import Service, Target
 from surge.sdk import serialization
@@ -95,6 +97,8 @@ class Container:
     def __init__(self, conn: wire.BlockingConn, service: Service, max_result_bytes: int) -> None:
         self.conn = conn
         self.out = Outbox(conn)
+        self.progress = progress_rt.Reporter(self.out)     # surge.progress() reports, rate-limited
+        progress_rt.install(self.progress)
         self.service = service
         self.max_result_bytes = max_result_bytes
         self.running: dict[str, int] = {}
@@ -120,6 +124,7 @@ class Container:
         return not self.inbox.empty()
 
     def _result(self, meta: dict[str, Any], value: Any) -> None:
+        self.progress.finish(meta)      # a report still waiting goes out before the result
         base = {"kind": "result", "input_id": meta["input_id"], "attempt": meta["attempt"],
                 "took": meta.get("took", 0.0)}
         try:
@@ -139,11 +144,14 @@ class Container:
         self.out.put({**base, "status": "ok"}, data, defer=self._more_queued())
 
     def _error(self, meta: dict[str, Any], exc: BaseException) -> None:
+        self.progress.finish(meta)
         data, summary, tb = serialization.serialize_exception(exc)
         self.out.put({"kind": "result", "input_id": meta["input_id"], "attempt": meta["attempt"],
                       "status": "error", "error": summary, "traceback": tb}, data)
 
     def _item(self, meta: dict[str, Any], seq: int, value: Any) -> None:
+        if seq >= PROGRESS_SEQ_BASE:
+            raise ValueError(f"a generator may yield at most {PROGRESS_SEQ_BASE:,} items per input")
         self.out.put({"kind": "item", "input_id": meta["input_id"], "attempt": meta["attempt"],
                       "seq": seq}, _encode(meta, value, "yielded item"))
 
@@ -261,24 +269,66 @@ class Container:
         for m in metas:
             self._begin(m)
         try:
-            target = self.service.target(None)
-            calls = [_decode(m, p, target) for m, p in batch]
-            width = {len(a) for a, _ in calls}
-            keys = {tuple(sorted(k)) for _, k in calls}
-            if len(width) != 1 or len(keys) != 1:
-                raise TypeError("every input of a batch must pass the same arguments (positional count "
-                                "and keyword names)")
-            n_args, names = width.pop(), keys.pop()
-            columns = [[a[i] for a, _ in calls] for i in range(n_args)]
-            kw_columns = {name: [k[name] for _, k in calls] for name in names}
+            target = self.service.target(metas[0].get("method"))
+            rows = self._bind_batch(target, batch)
+            if rows:
+                token = progress_rt.set_batch([m for m, _ in rows])   # surge.progress() reports to each
+                try:
+                    self._call_batch(target, rows)
+                finally:
+                    progress_rt.reset_batch(token)
+        except Exception as exc:
+            for m in metas:
+                self._error(m, exc)
+        finally:
+            for m in metas:
+                self._end(m)
+
+    def _bind_batch(self, target: Target, batch: list[tuple[dict[str, Any], bytes]]
+                    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Each input's arguments by parameter name (defaults filled in), however it passed them:
+        positionally or by keyword (SDK calls), or as a JSON job's input. An input whose
+        arguments do not fit the signature fails alone; the rest of the batch runs."""
+        sig = inspect.signature(target.fn)
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for m, p in batch:
+            try:
+                args, kwargs = _decode(m, p, target)
+                bound = sig.bind(*args, **kwargs)
+            except Exception as exc:
+                if isinstance(exc, TypeError):
+                    exc = TypeError(f"{getattr(target.fn, '__name__', 'the function')}{sig}: {exc} (call a "
+                                    "batched function with one value per parameter; it receives a list of "
+                                    "them)")
+                self._error(m, exc)
+                continue
+            bound.apply_defaults()
+            rows.append((m, bound.arguments))
+        return rows
+
+    def _call_batch(self, target: Target, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """One call with a list per parameter, then one result (or exception instance) per input."""
+        metas = [m for m, _ in rows]
+        try:
+            columns: list[list[Any]] = []
+            kw_columns: dict[str, list[Any]] = {}
+            for param in inspect.signature(target.fn).parameters.values():
+                column = [arguments[param.name] for _, arguments in rows]
+                if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+                    columns.append(column)
+                elif param.kind == param.KEYWORD_ONLY:
+                    kw_columns[param.name] = column
+                else:
+                    raise TypeError(f"a batched function cannot take *{param.name} or **{param.name}: declare "
+                                    "one parameter per argument")
             t0 = time.perf_counter()
             out = target.fn(*columns, **kw_columns)
             if target.is_async:
                 out = asyncio.run(out)
-            took = (time.perf_counter() - t0) / len(batch)
-            if not isinstance(out, list | tuple) or len(out) != len(batch):
+            took = (time.perf_counter() - t0) / len(rows)
+            if not isinstance(out, list | tuple) or len(out) != len(rows):
                 got = f"{len(out)} results" if isinstance(out, list | tuple) else f"a {type(out).__name__}"
-                raise ValueError(f"the batched function returned {got} for a batch of {len(batch)} inputs; "
+                raise ValueError(f"the batched function returned {got} for a batch of {len(rows)} inputs; "
                                  "it must return a list with one result per input, in order")
         except Exception as exc:
             for m in metas:
@@ -290,9 +340,6 @@ class Container:
                     self._error(m, value)    # one item failed, the others succeeded
                 else:
                     self._result(m, value)
-        finally:
-            for m in metas:
-                self._end(m)
 
     # -- main loops ----------------------------------------------------------------------------
     def serve_sync(self) -> None:
@@ -372,12 +419,11 @@ def main(preloaded: Service | None = None) -> None:
             service = preloaded
             service.phases = {}      # the zygote's import and snap-hook times are its own
             service.enter()
-        if service.web is not None:     # serve it over HTTP before saying ready (surge.runtime.web)
+        if service.web is not None or service.web_methods:   # serve HTTP before saying ready (runtime/web.py)
             from surge.runtime import web
 
-            service.phases.update(web.serve(service.web, service.targets[""].fn, max_inputs=service.max_inputs,
-                                            run_dir=os.path.dirname(os.environ["SURGE_AGENT_SOCK"]),
-                                            container_id=cid))
+            service.phases.update(web.serve_service(service, run_dir=os.path.dirname(os.environ["SURGE_AGENT_SOCK"]),
+                                                    container_id=cid))
     except BaseException as exc:
         data, summary, tb = serialization.serialize_exception(exc)
         conn.send({"t": "init_failed", "error": summary, "traceback": tb}, data)

@@ -19,7 +19,7 @@ from typing import Any
 from surge import errors
 from surge.sdk import serialization
 from surge.sdk.app import find_app
-from surge.sdk.cls import build_instance, hooks_of, run_exit_hooks
+from surge.sdk.cls import build_instance, hooks_of, parameters_of, resolve_params, run_exit_hooks
 
 # called after the module import ("import of module 'x'") and after each snap=True hook
 # ("hook Model.load"); a zygote uses it to refuse a snapshot that initialised CUDA
@@ -42,6 +42,8 @@ class Service:
     batch: tuple[int, float] | None = None   # (max_batch_size, wait seconds) for @surge.batched
     entered: bool = False                # the snap=False hooks have run
     web: dict[str, Any] | None = None    # a web endpoint's spec (surge.sdk.web.WebSpec JSON)
+    # a class's web methods: method name → spec; its containers serve them all (surge.runtime.web)
+    web_methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def any_async(self) -> bool:
@@ -72,11 +74,17 @@ class Service:
         if check is not None:
             check(f"the import of module {module!r}")
         max_inputs = int(spec.get("options", {}).get("max_inputs", 1))
+        opts = spec.get("options", {})
+        batch = None
+        if opts.get("batch_max_size"):     # @surge.batched (a class has at most that one method)
+            batch = (int(opts["batch_max_size"]), float(opts.get("batch_wait_ms") or 0) / 1000.0)
         if spec.get("cls"):
             handle = app._classes.get(spec["cls"])
             if handle is None or handle.user_cls is None:
                 raise errors.NotFoundError(f"class {spec['cls']!r} is not defined in module {module!r}")
             values = dict(serialization.loads(params)) if params else {}
+            # an HTTP job names no parameters: the declared defaults apply (a required one is an error)
+            values = resolve_params(handle.user_cls.__name__, parameters_of(handle.user_cls), values)
             t1 = time.perf_counter()
             obj = build_instance(handle.user_cls, values)
             if check is not None:
@@ -88,14 +96,11 @@ class Service:
             phases["enter_snap"] = time.perf_counter() - t1
             targets = {name: Target(getattr(obj, name), info.is_generator, info.is_async)
                        for name, info in handle._methods.items()}
-            return cls(targets, obj, max_inputs, phases)
+            web_methods = {name: info.extra["web"] for name, info in handle._methods.items() if "web" in info.extra}
+            return cls(targets, obj, max_inputs, phases, batch, web_methods=web_methods)
         info = app._infos.get(spec["tag"])
         if info is None or info.raw is None:
             raise errors.NotFoundError(f"function {spec['tag']!r} is not defined in module {module!r}")
-        opts = spec.get("options", {})
-        batch = None
-        if opts.get("batch_max_size"):
-            batch = (int(opts["batch_max_size"]), float(opts.get("batch_wait_ms") or 0) / 1000.0)
         return cls({"": Target(info.raw, info.is_generator, info.is_async)}, None, max_inputs, phases, batch,
                    entered=True, web=spec.get("web"))
 

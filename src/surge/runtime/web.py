@@ -1,5 +1,9 @@
 """Serving a web endpoint inside a container.
 
+A class's container serves every web method of the class (after its ``@enter`` hooks): the ASGI
+ones behind one uvicorn on the container's socket (``Mux`` picks the app by the label the gateway
+sends in ``X-Surge-Label``), each ``web_server`` method's server on its own port.
+
 ``@surge.fastapi_endpoint`` functions are wrapped in a FastAPI app; ``@surge.asgi_app`` and
 ``@surge.wsgi_app`` functions return the app; either way uvicorn serves it on a Unix socket in
 the agent's run directory (``web-{container_id}.sock``), on a thread of its own, and the
@@ -59,7 +63,7 @@ def with_prefix(app: ASGIApp) -> ASGIApp:
     """Set ``root_path`` from the gateway's ``X-Forwarded-Prefix`` (paths stay relative to it)."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             for k, v in scope["headers"]:
                 if k == b"x-forwarded-prefix":
                     scope = dict(scope)
@@ -68,6 +72,76 @@ def with_prefix(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
 
     return wrapped
+
+
+# -- several endpoints in one container (web methods of an @app.cls class) ----------------------
+class Mux:
+    """The ASGI app of a class's container: one per web method, chosen by the label the gateway
+    names in ``X-Surge-Label``. Lifespan events go to every app (one that does not support lifespan
+    is skipped, as uvicorn's ``lifespan="auto"`` does), so each app's startup runs before the
+    container says it is ready."""
+
+    def __init__(self, apps: dict[str, ASGIApp]) -> None:
+        self.apps = apps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        label = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-surge-label"), "")
+        app = self.apps.get(label)
+        if app is not None:
+            await app(scope, receive, send)
+        elif scope["type"] == "http":
+            body = f"no web endpoint {label!r} in this container".encode()
+            await send({"type": "http.response.start", "status": 404,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send({"type": "http.response.body", "body": body})
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        children = [_Lifespan(app, scope) for app in self.apps.values()]
+        await receive()                                    # lifespan.startup
+        failures = [f for f in await asyncio.gather(*(c.startup() for c in children)) if f]
+        if failures:
+            await send({"type": "lifespan.startup.failed", "message": "; ".join(failures)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()                                    # lifespan.shutdown
+        await asyncio.gather(*(c.shutdown() for c in children))
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+class _Lifespan:
+    """One app's lifespan, driven by ``Mux``."""
+
+    def __init__(self, app: ASGIApp, scope: Scope) -> None:
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._run(app, scope))
+
+    async def _run(self, app: ASGIApp, scope: Scope) -> None:
+        try:
+            await app(scope, self.inbox.get, self.outbox.put)
+        except Exception as exc:          # no lifespan support (or it failed before starting)
+            await self.outbox.put({"type": "surge.lifespan.error", "message": f"{type(exc).__name__}: {exc}"})
+        else:
+            await self.outbox.put({"type": "surge.lifespan.returned"})
+
+    async def startup(self) -> str | None:
+        """None once started (or when the app has no lifespan); else why its startup failed."""
+        await self.inbox.put({"type": "lifespan.startup"})
+        msg = await self.outbox.get()
+        if msg["type"] == "lifespan.startup.failed":
+            return str(msg.get("message") or "the app's lifespan startup failed")
+        return None
+
+    async def shutdown(self) -> None:
+        if self.task.done():
+            return
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        await self.outbox.get()
 
 
 # -- WSGI ------------------------------------------------------------------------------------------
@@ -247,6 +321,27 @@ def serve(spec: dict[str, Any], fn: Callable[..., Any], *, max_inputs: int, run_
     app = build_app(spec, fn, max_inputs)
     t1 = time.perf_counter()
     _start_uvicorn(app, web_socket_path(run_dir, container_id))
+    return {"web_app": t1 - t0, "web_listen": time.perf_counter() - t1}
+
+
+def serve_service(service: Any, *, run_dir: str, container_id: str) -> dict[str, float]:
+    """Serve a container's web endpoints (a function's one, or every web method of a class, after its
+    ``@enter`` hooks ran): the ASGI ones on the container's socket, each ``web_server`` method's own
+    server on its port. Return once all of them accept connections."""
+    if service.web is not None:
+        return serve(service.web, service.targets[""].fn, max_inputs=service.max_inputs, run_dir=run_dir,
+                     container_id=container_id)
+    t0 = time.perf_counter()
+    apps: dict[str, ASGIApp] = {}
+    for name, spec in service.web_methods.items():
+        fn = service.targets[name].fn
+        if spec["kind"] == "server":
+            _start_own_server(fn, int(spec["port"]), float(spec.get("startup_timeout") or 5.0))
+        else:
+            apps[str(spec["label"])] = build_app(spec, fn, service.max_inputs)
+    t1 = time.perf_counter()
+    if apps:
+        _start_uvicorn(Mux(apps), web_socket_path(run_dir, container_id))
     return {"web_app": t1 - t0, "web_listen": time.perf_counter() - t1}
 
 

@@ -14,6 +14,7 @@ from surge.sdk import context
 from surge.sdk.cls import Cls
 from surge.sdk.function import Function, FunctionInfo
 from surge.sdk.options import FunctionOptions, validate_options
+from surge.sdk.partial import batching_of_class
 from surge.sdk.schedule import schedule_spec
 from surge.sdk.secret import Secret, secret_layers
 
@@ -220,23 +221,29 @@ class App:
             if not inspect.isclass(user_cls):
                 raise errors.InvalidError(f"@app.cls() decorates classes, got {type(user_cls).__name__}")
             _check_importable(user_cls, "class")
-            o = _with_concurrency(opts, user_cls)
+            o = batching_of_class(user_cls, _with_concurrency(opts, user_cls))   # sdk/partial.py
             cls_name = o.name or user_cls.__name__
             module = _real_module_name(user_cls)
             methods: dict[str, FunctionInfo] = {}
+            web_methods: list[tuple[str, Any]] = []
             for attr, value in vars(user_cls).items():
                 if callable(value) and getattr(value, "__surge_web__", None) is not None:
-                    raise errors.InvalidError(f"{user_cls.__name__}.{attr}: web endpoints are supported on "
-                                              "@app.function functions, not yet on class methods")
-                if callable(value) and hasattr(value, "__surge_batched__"):
-                    raise errors.InvalidError(f"{user_cls.__name__}.{attr}: @surge.batched is supported on "
-                                              "@app.function functions, not yet on class methods")
-                if callable(value) and hasattr(value, "__surge_method__"):
+                    web_methods.append((attr, value))    # served by the class's containers (sdk/web.py)
+                    continue
+                if callable(value) and (hasattr(value, "__surge_method__") or hasattr(value, "__surge_batched__")):
                     info = FunctionInfo.from_callable(value, f"{cls_name}.{attr}", o, module,
                                                       cls_name=cls_name, method_name=attr)
-                    if value.__surge_method__.get("is_generator") is not None:
+                    if getattr(value, "__surge_method__", {}).get("is_generator") is not None:
                         info.is_generator = bool(value.__surge_method__["is_generator"])
                     methods[attr] = info
+            from surge.sdk.web import class_web_extra
+
+            for attr, value in web_methods:
+                info = FunctionInfo.from_callable(value, f"{cls_name}.{attr}", o, module,
+                                                  cls_name=cls_name, method_name=attr)
+                self._add_web(info, value)
+                info.extra.update(class_web_extra(user_cls, info.tag))
+                methods[attr] = info
             if not methods:
                 raise errors.InvalidError(f"class {user_cls.__name__} has no @surge.method(); mark the "
                                           "methods callers may run remotely")

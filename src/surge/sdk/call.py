@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from surge import errors
 from surge.sdk import serialization
 from surge.sdk.aio import synchronizer
 from surge.sdk.context import get_client
 from surge.sdk.serialization import unb64
+
+if TYPE_CHECKING:
+    from surge.sdk.progress import Progress
 
 LONG_POLL = 50.0
 
@@ -75,6 +78,21 @@ class FunctionCall:
                 raise errors.NotFoundError(f"call {self.object_id} has no input #{index}")
             if deadline is not None and time.monotonic() >= deadline:
                 raise errors.TimeoutError(f"call {self.object_id} is not finished after {timeout} s")
+
+    @synchronizer
+    def get_progress(self, *, index: int = 0) -> Progress | None:
+        """The latest ``surge.progress()`` report of the call's input (``index`` for one input of
+        a map), or None before the function reports; it stays readable after the call ends.
+
+        >>> call = train.spawn(10)
+        >>> p = call.get_progress()
+        >>> p and (p.fraction, p.message)
+        (0.3, 'epoch 3')
+        """
+        from surge.sdk.progress import Progress
+
+        body = get_client().request("GET", f"/v1/calls/{self.object_id}/progress", params={"index": index})
+        return Progress.from_json(body["progress"]) if body.get("progress") else None
 
     @synchronizer
     def cancel(self, terminate_containers: bool = False) -> None:

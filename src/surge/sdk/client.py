@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -155,10 +155,13 @@ class Client:
                                               params={"since": since, "wait": wait}, timeout=wait + 30.0)
         return result
 
-    def stream_events(self, input_id: str, since: int = -1) -> Generator[tuple[str, str], None, None]:
+    def stream_events(self, input_id: str, since: int = -1, *,
+                      on_response: Callable[[httpx.Response], None] | None = None
+                      ) -> Generator[tuple[str, str], None, None]:
         """``(event, data)`` of an input's server-sent event stream (``item`` with base64 data, then
         ``end`` with its output). Closing this iterator, or dropping it, closes the connection, and
-        the server cancels the call (the generator stops)."""
+        the server cancels the call (the generator stops). ``on_response`` gets the open response
+        (``surge.sdk.genstream`` uses it to drop the connection from another thread)."""
         deadline = time.monotonic() + self._connect_retry_seconds
         delay = 0.05
         while True:
@@ -172,6 +175,8 @@ class Client:
                         except ValueError:
                             body = {"error": {"code": "", "message": resp.text}}
                         raise errors.error_from_body(resp.status_code, body)
+                    if on_response is not None:
+                        on_response(resp)
                     yield from _server_sent_events(resp.iter_lines())
                     return
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

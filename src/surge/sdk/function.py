@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,8 +14,8 @@ from surge.sdk import serialization
 from surge.sdk.aio import gen_synchronizer, synchronizer
 from surge.sdk.call import LONG_POLL, FunctionCall, value_or_raise
 from surge.sdk.context import get_client
+from surge.sdk.genstream import ItemStream
 from surge.sdk.options import FunctionOptions
-from surge.sdk.serialization import unb64
 
 if TYPE_CHECKING:
     from surge.sdk.app import App
@@ -152,20 +150,9 @@ class Function:
         self._check_kind(True, "remote_gen")
         data = serialization.serialize_args(args, kwargs)
         resp = self._submit(CallKind.GENERATOR, [data], wait=0.0)
-        input_id = resp["input_ids"][0]
-        return self._stream(input_id)
-
-    def _stream(self, input_id: str) -> Iterator[Any]:
-        # server-sent events over one connection: closing (or dropping) this iterator closes it, and
-        # the server then cancels the generator in its container
-        with contextlib.closing(get_client().stream_events(input_id)) as events:
-            for event, data in events:
-                if event == "item":
-                    yield serialization.loads(unb64(data) or b"")
-                elif event == "end":
-                    value_or_raise(json.loads(data))
-                    return
-        raise errors.ConnectionError(f"the stream of {self._info.tag}'s items ended before the generator did")
+        # server-sent events over one connection: closing (or dropping) the iterator closes it, and
+        # the server then cancels the generator in its container (.aio: see surge.sdk.genstream)
+        return ItemStream(get_client(), resp["call_id"], resp["input_ids"][0], self._info.tag)
 
     @gen_synchronizer
     def map(self, *iterables: Iterable[Any], kwargs: dict[str, Any] | None = None,
@@ -203,7 +190,7 @@ class Function:
     def get_web_url(self) -> str:
         """The URL of a web endpoint (``@surge.fastapi_endpoint``, ``asgi_app``, ``wsgi_app``,
         ``web_server``) of a running or deployed app."""
-        from surge.sdk.web import DECORATOR, web_url
+        from surge.sdk.web import DECORATOR, endpoint_url, server_web_host, web_url
 
         client = get_client()
         web = self._info.extra.get("web")
@@ -212,13 +199,13 @@ class Function:
                                       f"@surge.{DECORATOR['fastapi']}() (or asgi_app, wsgi_app, web_server) "
                                       "under @app.function()")
         if web is not None and self._app is not None and self._app._app_id is not None:
-            return web_url(client.url, self._app._app_id, web["label"])   # running: by app id
+            return web_url(client.url, self._app._app_id, web["label"], server_web_host(client))   # running: by id
         if not self._app_name:
             raise errors.InvalidError(f"{self._info.tag} is not part of a running or deployed app")
         found = client.web_endpoints(app=self._app_name)
         for e in found["endpoints"]:
             if e["function"] == self._info.tag:
-                return client.url + str(e["path"])
+                return endpoint_url(client.url, e, found.get("web_host"))
         fns = found.get("functions") or []
         if self._info.tag in fns:
             raise errors.InvalidError(f"{self._app_name}::{self._info.tag} is not a web endpoint")

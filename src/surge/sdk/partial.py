@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from surge.errors import InvalidError
+
+if TYPE_CHECKING:
+    from surge.sdk.options import FunctionOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,10 +74,49 @@ def batched(_f: Any = None, *, max_batch_size: int | None = None,
 
         if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
             raise InvalidError(f"@surge.batched cannot wrap the generator function {f.__name__}")
+        try:
+            params = list(inspect.signature(f).parameters.values())
+        except (TypeError, ValueError):
+            params = []     # a callable without a signature: the call itself will tell
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                star = "*" if p.kind == p.VAR_POSITIONAL else "**"
+                raise InvalidError(f"@surge.batched: {f.__name__} takes {star}{p.name}, but a batched function "
+                                   "receives one list per named parameter; declare each parameter by name")
         f.__surge_batched__ = (size, wait)  # type: ignore[attr-defined]
         return f
 
     return deco
+
+
+def batching_of_class(user_cls: type, options: FunctionOptions) -> FunctionOptions:
+    """The options of an ``@app.cls`` class with its ``@surge.batched`` method's batching, under
+    Modal's rules: one batched method at most, and then no other method or web endpoint, because the
+    class's containers run one batch loop. ``@surge.method()`` on it is optional, as in Modal."""
+    name = user_cls.__name__
+    batched_methods = [a for a, v in vars(user_cls).items() if callable(v) and getattr(v, "__surge_batched__", None)]
+    if not batched_methods:
+        return options
+    if len(batched_methods) > 1:
+        raise InvalidError(f"class {name} has {len(batched_methods)} @surge.batched methods "
+                           f"({', '.join(batched_methods)}); a class can have one, because its containers run "
+                           "one batch loop: put the others in classes of their own")
+    attr = batched_methods[0]
+    others = [a for a, v in vars(user_cls).items() if a != attr and callable(v) and (
+        hasattr(v, "__surge_method__") or getattr(v, "__surge_web__", None) is not None)]
+    if others:
+        raise InvalidError(f"class {name} has the @surge.batched method {attr}, so it can have no other "
+                           f"@surge.method() or web endpoint (found {', '.join(others)}): its containers run one "
+                           "batch loop. Move the others to another @app.cls class")
+    if getattr(user_cls, "__surge_concurrent__", None):
+        raise InvalidError(f"class {name}: @surge.batched (on {attr}) and @surge.concurrent cannot be combined; "
+                           "a batch already runs many inputs at once")
+    method_mark = getattr(vars(user_cls)[attr], "__surge_method__", None) or {}
+    if method_mark.get("is_generator"):
+        raise InvalidError(f"{name}.{attr}: @surge.batched cannot be combined with "
+                           "@surge.method(is_generator=True); a batched method returns one list")
+    size, wait = vars(user_cls)[attr].__surge_batched__
+    return options.with_batching(size, wait)
 
 
 def enter(_f: Any = None, *, snap: bool = False) -> Callable[[F], F]:

@@ -157,8 +157,10 @@ def _mark(spec: WebSpec, bare: object) -> Callable[[F], F]:
             raise InvalidError(f"@surge.{name} cannot wrap the generator function {f.__name__}: return a "
                                "StreamingResponse to stream a response")
         if spec.kind != "fastapi":
-            required = [p.name for p in inspect.signature(f).parameters.values()
-                        if p.default is inspect.Parameter.empty
+            params = list(inspect.signature(f).parameters.values())
+            if _in_class_body(f):
+                params = params[1:]           # self: a web method of an @app.cls class
+            required = [p.name for p in params if p.default is inspect.Parameter.empty
                         and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
             if required:
                 what = "starts the server" if spec.kind == "server" else "returns the app"
@@ -171,6 +173,12 @@ def _mark(spec: WebSpec, bare: object) -> Callable[[F], F]:
         return f
 
     return deco
+
+
+def _in_class_body(f: Callable[..., Any]) -> bool:
+    """Whether ``f`` is being defined in a class body (``Model.api``, not ``main.<locals>.api``)."""
+    parent = getattr(f, "__qualname__", "").rpartition(".")[0]
+    return bool(parent) and not parent.endswith("<locals>")
 
 
 def fastapi_endpoint(_f: Any = None, *, method: str = "GET", label: str | None = None, docs: bool = False,
@@ -270,6 +278,38 @@ def check_unique_labels(specs: Sequence[tuple[str, WebSpec]]) -> None:
         seen[spec.label] = tag
 
 
+def class_web_extra(user_cls: type, tag: str) -> dict[str, Any]:
+    """What a web method of an ``@app.cls`` class adds to its spec: the class's default parameters
+    (``web_params``, encoded as ``Cls()`` encodes them, so requests share the pool of
+    ``Model().method.remote()`` calls). Endpoints serve the class with its defaults, as Modal's
+    do, so every ``surge.parameter`` needs one."""
+    import base64
+
+    from surge.sdk.cls import encode_params, parameters_of
+
+    declared = parameters_of(user_cls)
+    required = sorted(name for name, p in declared.items() if p.required)
+    if required:
+        raise InvalidError(f"{tag}: a web endpoint serves its class with the default parameters, but "
+                           f"{', '.join(required)} {'has' if len(required) == 1 else 'have'} no default: give "
+                           f"each one, e.g. {required[0]}: str = surge.parameter(default=...)")
+    params = encode_params({name: p.default for name, p in declared.items()})
+    return {} if params is None else {"web_params": base64.b64encode(params).decode()}
+
+
+def _check_web_params(tag: object, value: object) -> None:
+    import base64
+    import binascii
+
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        base64.b64decode(value, validate=True)
+    except (TypeError, binascii.Error):
+        raise InvalidError(f"function {tag!r}: web_params must be base64 text (the class's default "
+                           "parameters, encoded by the SDK)") from None
+
+
 def check_functions_json(functions: Sequence[Mapping[str, Any]]) -> None:
     """What the control plane checks in a new app version's function specs."""
     specs = []
@@ -283,8 +323,8 @@ def check_functions_json(functions: Sequence[Mapping[str, Any]]) -> None:
             raise InvalidError(f"function {f.get('tag')!r}: invalid web endpoint: {exc}") from None
         if spec.label is None:
             raise InvalidError(f"function {f.get('tag')!r}: web endpoint without a label")
-        if f.get("cls"):
-            raise InvalidError(f"function {f.get('tag')!r}: web endpoints on class methods are not supported")
+        if f.get("cls") and f.get("web_params") is not None:
+            _check_web_params(f.get("tag"), f.get("web_params"))
         specs.append((str(f.get("tag")), spec))
     check_unique_labels(specs)
 
@@ -298,13 +338,46 @@ def endpoint_urls(app: Any, *, deployed_as: str | None = None) -> dict[str, str]
         return {}
     client = get_client()
     if deployed_as is not None:
-        found = client.web_endpoints(app=deployed_as)["endpoints"]
-        return {str(e["function"]): client.url + str(e["path"]) for e in found}
-    return {tag: web_url(client.url, app.app_id, i.extra["web"]["label"])
-            for tag, i in app._infos.items() if "web" in i.extra and app.app_id}
+        found = client.web_endpoints(app=deployed_as)
+        return {str(e["function"]): endpoint_url(client.url, e, found.get("web_host")) for e in found["endpoints"]}
+    if not app.app_id:
+        return {}
+    host = server_web_host(client)
+    return {tag: web_url(client.url, app.app_id, i.extra["web"]["label"], host)
+            for tag, i in app._infos.items() if "web" in i.extra}
 
 
-def web_url(base_url: str, app_ref: str, label: str) -> str:
+def web_url(base_url: str, app_ref: str, label: str, web_host: str | None = None) -> str:
     """``http://host:port/web/{app}/{label}`` (``app_ref``: the deployed app's name, or the id of
-    an app running ephemerally)."""
+    an app running ephemerally); with the server's ``web_host`` (``surge server --web-host``), the
+    virtual-host form ``http://{label}.{app}.{web_host}:port/`` where ``app_ref`` can name a host."""
+    if web_host and vhost_name(app_ref):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{label}.{app_ref}.{web_host}{port}/"
     return f"{base_url.rstrip('/')}/web/{app_ref}/{label}"
+
+
+def vhost_name(app_ref: str) -> bool:
+    """Whether an app reference (``shop``, ``team--shop``, an app id) can be a DNS label of a
+    virtual host; other apps are reached by path only."""
+    return bool(_LABEL.fullmatch(app_ref))
+
+
+def endpoint_url(base_url: str, entry: Mapping[str, Any], web_host: str | None) -> str:
+    """The URL of one entry of ``GET /v1/web/endpoints`` (its ``path`` is ``/web/{app}/{label}``)."""
+    _, _, app_ref, label = str(entry["path"]).split("/", 3)
+    return web_url(base_url, app_ref, label, web_host)
+
+
+_web_hosts: dict[str, str | None] = {}
+
+
+def server_web_host(client: Any) -> str | None:
+    """The server's virtual-host base (``surge server --web-host``), or None; asked once per server."""
+    if client.url not in _web_hosts:
+        found = client.request("GET", "/v1/web/config")
+        _web_hosts[client.url] = found.get("web_host") or None
+    return _web_hosts[client.url]

@@ -22,6 +22,7 @@ from surge.config import DEFAULT_PORT
 from surge.errors import Error
 from surge.server.app import create_app
 from surge.server.config import ServerConfig
+from surge.server.tunnel import WebSocketTunnel
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +49,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="let job webhooks reach loopback and private addresses (or SURGE_ALLOW_PRIVATE_WEBHOOKS=1)")
     p.add_argument("--web-hold-timeout", type=float, default=150.0,
                    help="seconds a web request waits for a free container before a 503 (at most)")
+    p.add_argument("--web-host", default=None,
+                   help="serve web endpoints also at {label}.{app}.WEB_HOST (e.g. surge.localhost)")
     p.add_argument("--webhook-backoff", type=float, default=5.0,
                    help="seconds before a failed webhook's second attempt (doubling, up to 1 h, for 24 h)")
     p.add_argument("--sandbox", choices=("auto", "strict", "basic", "off"), default=limits.sandbox,
@@ -84,8 +87,9 @@ def serve(config: ServerConfig, *, log_level: str = "info") -> None:
         app = create_app(config)
     except Error as exc:   # e.g. an unsafe secrets.key: say what to fix, without a traceback
         sys.exit(f"surge server: {exc}")
+    # ws=: WebSocket upgrades to web endpoints are spliced to containers (surge.server.tunnel)
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=5))
+                                           timeout_graceful_shutdown=5, ws=WebSocketTunnel))
     state_file = home / "server.json"
     url = f"http://{config.host}:{config.port}"
 
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                           max_body_bytes=args.max_body_bytes, rate_limit=args.rate_limit,
                           rate_burst=args.rate_burst, max_queued=args.max_queued,
                           result_retention=args.result_retention, webhook_backoff=args.webhook_backoff,
-                          web_hold_timeout=args.web_hold_timeout,
+                          web_hold_timeout=args.web_hold_timeout, web_host=args.web_host,
                           sandbox=args.sandbox, sandbox_user=args.sandbox_user, sandbox_pids=args.sandbox_pids,
                           sandbox_nofile=args.sandbox_nofile, sandbox_fsize_mib=args.sandbox_fsize_mib,
                           sandbox_tmp_mib=args.sandbox_tmp_mib)

@@ -14,7 +14,7 @@ from surge.server import http_errors
 from surge.server.auth import TokenGate, bearer_secret, require_token
 from surge.server.config import ServerConfig
 from surge.server.controlplane import ControlPlane
-from surge.server.gateway import Gateway
+from surge.server.gateway import Gateway, VirtualHosts
 from surge.server.jobs import JobService
 from surge.server.limits import BodyLimit, RateLimiter
 from surge.server.routes import apps, blobs, calls, health, jobs, observe, tokens, usage, web, workspaces
@@ -57,12 +57,14 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.token = token
     app.state.tokens = registry
     app.state.jobs = jobs_service
-    app.state.gateway = Gateway(plane, hold_timeout=config.web_hold_timeout, authorize=_authorizer(registry))
+    app.state.gateway = Gateway(plane, hold_timeout=config.web_hold_timeout, authorize=_authorizer(registry),
+                                web_host=config.web_host)
     http_errors.install(app)
     # outermost last: the gate resolves the token, then the rate limit, then the body size
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(RateLimiter, limit=RateLimit(config.rate_limit, config.rate_burst))
     app.add_middleware(TokenGate, registry=registry)
+    app.add_middleware(VirtualHosts, web_host=config.web_host)   # {label}.{app}.{web_host} → /web/{app}/{label}
     app.include_router(health.router)
     for r in (apps.router, calls.router, blobs.router, observe.router, usage.router, tokens.router,
               workspaces.router, web.router, image_routes.router, volume_routes.router, jobs.router,

@@ -42,6 +42,7 @@ class ServerConfig:
     webhook_window: float = DAY
     webhook_timeout: float = 10.0            # per delivery attempt (connect + send + answer)
     web_hold_timeout: float = 150.0          # longest a web request waits for a container (then 503)
+    web_host: str | None = None              # endpoints also at {label}.{app}.{web_host} (core/vhost.py)
     embedded: bool = False
     # the container sandbox (surge.agent.sandbox, docs/reliability.md "Threat model"): auto = strict
     # for a standalone server where the host allows it, basic for the embedded one

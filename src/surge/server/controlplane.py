@@ -16,6 +16,7 @@ from surge.agent.agent import ContainerHandle, ExitInfo, LaunchSpec, LocalAgent
 from surge.agent.inventory import build_inventory
 from surge.core.models import CallKind, InputState, TerminalReason
 from surge.core.placement import Placement
+from surge.core.progress import PROGRESS_SEQ_BASE
 from surge.core.retries import Retries, decide_retry
 from surge.ids import created_at, new_id
 from surge.server import loops
@@ -599,7 +600,7 @@ class ControlPlane:
             call = await self.store.get_call(row.call_id)
             if call is None or call.workspace != workspace:
                 raise errors.NotFoundError(f"no input {input_id!r}")
-            evs = await self.store.events_since(input_id, since, limit=1000)
+            evs = await self.store.events_between(input_id, since, PROGRESS_SEQ_BASE, limit=1000)   # items
             terminal = row.state.terminal
             left = deadline - time.monotonic()
             if evs or terminal or left <= 0:

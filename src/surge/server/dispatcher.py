@@ -24,6 +24,7 @@ from surge.core.leases import LEASE_TTL, lease_expiry
 from surge.core.models import InputState, TerminalReason
 from surge.core.prefetch import fair_share, prefetch_depth, update_mean
 from surge.core.priority import insert_position
+from surge.core.progress import is_progress_seq
 from surge.core.retries import Retries, decide_retry
 from surge.core.states import terminal_state_for
 from surge.core.ttl import expired
@@ -334,13 +335,17 @@ class Dispatcher:
                  events: list[InputEvent], transitions: list[Transition], retry_works: list[Work]) -> None:
         for meta, data in items:
             iid, attempt = meta["input_id"], meta["attempt"]
-            if meta["kind"] == "item":
+            if meta["kind"] in ("item", "progress"):
                 w = self.running.get(iid)
-                if w is not None and w.attempt != attempt:
+                kind, seq = meta["kind"], int(meta["seq"])
+                if (w is not None and w.attempt != attempt) or (kind == "progress" and w is None):
                     # a zombie attempt's items must not mix into the stream of the running attempt
                     self.stats["stale_refused"] += 1
                     continue
-                events.append(InputEvent(iid, int(meta["seq"]), "item", data, now))
+                if is_progress_seq(seq) != (kind == "progress"):
+                    self.stats["bad_events_refused"] += 1      # items and reports keep their ranges
+                    continue
+                events.append(InputEvent(iid, seq, kind, data, now))
                 continue
             w = self.running.get(iid)
             status = meta.get("status")

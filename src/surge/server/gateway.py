@@ -25,34 +25,42 @@ connection, which the container's server sees as a disconnect too.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
+import hashlib
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import httptools
 
 from surge.agent.agent import ContainerHandle
 from surge.core.models import ContainerState
+from surge.core.vhost import normalize_host, split_vhost
 from surge.server.dispatcher import Pool
 from surge.server.http_errors import body as error_body
 from surge.store.base import DEFAULT_WORKSPACE, FunctionRow
 from surge.wire import web_socket_path
 
 log = logging.getLogger("surge.gateway")
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
+VHOST_KEY = "surge.vhost"          # set in the scope of a request that came by virtual host
+LABEL_HEADER = b"x-surge-label"   # which endpoint of a class's container (surge.runtime.web.Mux)
 # hop-by-hop headers (RFC 9110 §7.6.1) and the ones the proxy sets itself
 _DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
                            b"transfer-encoding", b"upgrade", b"expect", b"content-length",
-                           b"x-forwarded-prefix"})
+                           b"x-forwarded-prefix", LABEL_HEADER})
+# an upgrade keeps Connection/Upgrade/Sec-WebSocket-*: the handshake is the container's
+_DROP_UPGRADE = frozenset({b"x-forwarded-prefix", b"x-forwarded-proto", b"x-forwarded-host", LABEL_HEADER})
 _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
                             b"transfer-encoding", b"upgrade"})
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -73,10 +81,37 @@ class Endpoint:
     requires_auth: bool
     port: int | None
     timeout: float               # the function's timeout: the longest wait for response headers
+    pool_key: str = ""           # the function's pool, or its class's pool for the default parameters
+    params: bytes | None = None  # a class's default parameters (encoded by the SDK, opaque here)
 
     @property
     def prefix(self) -> str:
         return f"/web/{self.app_ref}/{self.label}"
+
+    def upstream_key(self, container_id: str) -> str:
+        """Kept-alive connections are per container and per place it listens: a class's container
+        serves its ASGI endpoints on one socket and each web_server method on its own port."""
+        return f"{container_id}:{self.port}" if self.kind == "server" else container_id
+
+
+def endpoint_pool(app_id: str, fn: FunctionRow) -> tuple[str, bytes | None]:
+    """The pool a web request goes to: the function's own, or, for a method of an ``@app.cls``
+    class, the pool of the class with its default parameters (the key ``.remote()`` calls of
+    ``Model()`` use, so requests and calls share containers)."""
+    cls = fn.spec.get("cls")
+    if not cls:
+        return fn.id, None
+    encoded = fn.spec.get("web_params")
+    params = base64.b64decode(encoded) if encoded else None
+    digest = hashlib.sha256(params).hexdigest()[:16] if params else "-"
+    return f"{app_id}:v{fn.version}:{cls}:{digest}", params
+
+
+class WebRoute(NamedTuple):
+    app_ref: str
+    label: str
+    target: str      # the path and query the container sees
+    vhost: str       # the Host it came by, "" for /web/{app}/{label}
 
 
 class Unavailable(Exception):
@@ -207,8 +242,10 @@ class _Upstream(asyncio.Protocol):
 
 class Gateway:
     def __init__(self, plane: Any, *, hold_timeout: float = 150.0,
-                 authorize: Callable[[str], Awaitable[tuple[str, bool] | None]] | None = None) -> None:
+                 authorize: Callable[[str], Awaitable[tuple[str, bool] | None]] | None = None,
+                 web_host: str | None = None) -> None:
         self.plane = plane
+        self.web_host = normalize_host(web_host)     # {label}.{app}.{web_host} (surge.core.vhost)
         self.dispatcher = plane.dispatcher
         self.agent = plane.agent
         self.hold_timeout = hold_timeout
@@ -250,10 +287,12 @@ class Gateway:
         for fn in fns:
             web = fn.spec.get("web")
             if web and web.get("label") == label:
+                pool_key, params = endpoint_pool(app.id, fn)
                 return Endpoint(app_id=app.id, app_ref=app_ref, version=app.current_version,
                                 workspace=app.workspace, function=fn, kind=str(web["kind"]), label=label,
                                 requires_auth=bool(web.get("requires_auth")), port=web.get("port"),
-                                timeout=float(fn.spec.get("options", {}).get("timeout", 300)))
+                                timeout=float(fn.spec.get("options", {}).get("timeout", 300)),
+                                pool_key=pool_key, params=params)
         return None
 
     def endpoints_json(self, app_ref: str, app_id: str, fns: list[FunctionRow]) -> list[dict[str, Any]]:
@@ -363,13 +402,19 @@ class Gateway:
 
     # -- the ASGI endpoint ---------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # upgrades are spliced by surge.server.tunnel before they become ASGI; this server was
+            # started without it (uvicorn's ws= option)
+            await send({"type": "websocket.close", "code": 1011,
+                        "reason": "WebSockets need the control plane's tunnel (surge.server.tunnel)"})
+            return
         if scope["type"] != "http":
             return
         parts = scope["path"].split("/", 4)      # "", "web", app, label, rest
         ep = await self.resolve(parts[2], parts[3]) if len(parts) >= 4 and parts[2] and parts[3] else None
         if ep is None:
-            what = "/".join(parts[2:4])
-            await _error(send, 404, "not_found", f"no web endpoint at /web/{what}: check the app name (or id) "
+            where = f"host {scope[VHOST_KEY]}" if scope.get(VHOST_KEY) else "/web/" + "/".join(parts[2:4])
+            await _error(send, 404, "not_found", f"no web endpoint at {where}: check the app name (or id) "
                                                  "and the label (`surge app list`; Function.get_web_url())")
             return
         if ep.requires_auth:
@@ -382,9 +427,7 @@ class Gateway:
                 await _error(send, 403, "forbidden", "this token's workspace cannot call this endpoint (it belongs "
                                                      "to another workspace)")
                 return
-        pool = self.dispatcher.pools.get(ep.function.id)
-        if pool is None:
-            pool = await self.plane.pool(ep.function, ep.function.id, None, ep.workspace)
+        pool = await self.pool_of(ep)
         try:
             h = await self._acquire(pool)
         except Unavailable as exc:
@@ -395,6 +438,82 @@ class Gateway:
         finally:
             self._end(h, pool)
 
+    async def pool_of(self, ep: Endpoint) -> Pool:
+        pool = self.dispatcher.pools.get(ep.pool_key)
+        if pool is None:
+            pool = await self.plane.pool(ep.function, ep.pool_key, ep.params, ep.workspace)
+        assert isinstance(pool, Pool)
+        return pool
+
+    # -- WebSockets (surge.server.tunnel) -----------------------------------------------------------
+    def route_of(self, target: str, headers: list[tuple[bytes, bytes]]) -> WebRoute | None:
+        """Where an upgrade request goes: ``(app_ref, label, rest of the target, virtual host or
+        "")``, or None if it is not for a web endpoint."""
+        host = next((v.decode("latin-1") for k, v in headers if k == b"host"), "")
+        found = split_vhost(host, self.web_host)
+        if found is not None:
+            return WebRoute(found[0] or "-", found[1] or "-", target, host)
+        path, q, query = target.partition("?")
+        parts = path.split("/", 4)               # "", "web", app, label, rest
+        if len(parts) < 4 or parts[1] != "web" or not parts[2] or not parts[3]:
+            return None
+        rest = "/" + (parts[4] if len(parts) > 4 else "")
+        return WebRoute(parts[2], parts[3], rest + q + query, "")
+
+    async def tunnel(self, client: Any, route: WebRoute, method: str, headers: list[tuple[bytes, bytes]],
+                     client_addr: str) -> None:
+        """Open a WebSocket tunnel to a container of the endpoint and keep its slot until either side
+        closes; raise ``tunnel.Rejected`` to answer with an HTTP error instead."""
+        from surge.server.tunnel import Rejected
+
+        ep = await self.resolve(route.app_ref, route.label)
+        if ep is None:
+            where = f"host {route.vhost}" if route.vhost else f"/web/{route.app_ref}/{route.label}"
+            raise Rejected(404, "not_found", f"no web endpoint at {where}")
+        if ep.requires_auth:
+            who = await self._caller({"headers": headers})
+            if who is None:
+                raise Rejected(401, "auth", "this endpoint requires a surge token: send 'Authorization: Bearer "
+                                            "<token>' (requires_auth=True)", [(b"www-authenticate", b"Bearer")])
+            if not who[1] and who[0] != ep.workspace:
+                raise Rejected(403, "forbidden", "this token's workspace cannot call this endpoint")
+        pool = await self.pool_of(ep)
+        try:
+            h = await self._acquire(pool)
+        except Unavailable as exc:
+            raise Rejected(503, "unavailable", exc.message, [(b"retry-after", str(exc.retry_after).encode())]) from None
+        try:
+            try:
+                transport, _ = await self.open_upstream(ep, h, client.upstream)
+            except OSError as exc:
+                raise Rejected(502, "bad_gateway", f"cannot reach the endpoint's container: {exc}") from None
+            assert isinstance(transport, asyncio.Transport)
+            self.stats["websockets"] += 1
+            client.attach(transport, self._upgrade_head(ep, route, method, headers, client_addr))
+            await client.wait_closed()
+        finally:
+            self._end(h, pool)
+
+    def _upgrade_head(self, ep: Endpoint, route: WebRoute, method: str, headers: list[tuple[bytes, bytes]],
+                      client_addr: str) -> bytes:
+        out = [method.encode(), b" ", route.target.encode("latin-1"), b" HTTP/1.1\r\n"]
+        host = b""
+        forwarded_for = b""
+        for k, v in headers:
+            if k in _DROP_UPGRADE or (ep.requires_auth and k == b"authorization"):
+                continue
+            if k == b"host":
+                host = v
+            elif k == b"x-forwarded-for":
+                forwarded_for = v + b", "
+                continue
+            out += (k, b": ", v, b"\r\n")
+        prefix = b"" if route.vhost else ep.prefix.encode()
+        out += (b"x-forwarded-for: ", forwarded_for, client_addr.encode(), b"\r\nx-forwarded-proto: http\r\n",
+                b"x-forwarded-host: ", host, b"\r\nx-forwarded-prefix: ", prefix, b"\r\n",
+                LABEL_HEADER, b": ", ep.label.encode(), b"\r\n\r\n")
+        return b"".join(out)
+
     async def _caller(self, scope: Scope) -> tuple[str, bool] | None:
         """(workspace, is_admin) of a valid token in the request, else None."""
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
@@ -404,23 +523,28 @@ class Gateway:
 
     # -- proxying ----------------------------------------------------------------------------------
     async def _connect(self, ep: Endpoint, h: ContainerHandle) -> _Upstream:
-        idle = self._idle.get(h.id)
+        key = ep.upstream_key(h.id)
+        idle = self._idle.get(key)
         while idle:
             up = idle.pop()
             if not up.closed:
                 return up
-        loop = asyncio.get_running_loop()
-        if ep.kind == "server":
-            _, up = await loop.create_connection(lambda: _Upstream(h.id), "127.0.0.1", ep.port or 0)
-        else:
-            run_dir = os.path.dirname(self.agent.socket_path)
-            _, up = await loop.create_unix_connection(lambda: _Upstream(h.id), web_socket_path(run_dir, h.id))
+        _, up = await self.open_upstream(ep, h, lambda: _Upstream(key))
         self.stats["connections"] += 1
         if len(self._idle) > 2 * len(self.agent.containers) + 8:
-            for cid in [c for c in self._idle if c not in self.agent.containers]:
-                for stale in self._idle.pop(cid):
+            for k in [k for k in self._idle if k.partition(":")[0] not in self.agent.containers]:
+                for stale in self._idle.pop(k):
                     stale.abort()
         return up
+
+    async def open_upstream(self, ep: Endpoint, h: ContainerHandle,
+                            factory: Callable[[], P]) -> tuple[asyncio.BaseTransport, P]:
+        """A new connection to where the container serves ``ep``."""
+        loop = asyncio.get_running_loop()
+        if ep.kind == "server":
+            return await loop.create_connection(factory, "127.0.0.1", ep.port or 0)
+        run_dir = os.path.dirname(self.agent.socket_path)
+        return await loop.create_unix_connection(factory, web_socket_path(run_dir, h.id))
 
     def _release(self, up: _Upstream) -> None:
         if up.reusable:
@@ -449,8 +573,9 @@ class Gateway:
         client = scope.get("client")
         if client:
             out += (b"x-forwarded-for: ", forwarded_for, client[0].encode(), b"\r\n")
+        prefix = b"" if scope.get(VHOST_KEY) else ep.prefix.encode()
         out += (b"x-forwarded-proto: ", scope.get("scheme", "http").encode(), b"\r\nx-forwarded-host: ", host,
-                b"\r\nx-forwarded-prefix: ", ep.prefix.encode(), b"\r\n")
+                b"\r\nx-forwarded-prefix: ", prefix, b"\r\n", LABEL_HEADER, b": ", ep.label.encode(), b"\r\n")
         return b"".join(out)
 
     async def _proxy(self, ep: Endpoint, h: ContainerHandle, scope: Scope, receive: Receive, send: Send,
@@ -583,6 +708,27 @@ class Gateway:
         finally:
             watch.cancel()
         self._release(up)
+
+
+class VirtualHosts:
+    """ASGI middleware (outermost): a request whose ``Host`` is ``{label}.{app}.{web_host}`` is
+    served as ``/web/{app}/{label}{path}``, before the auth gate and the rate and body limits, so it
+    meets exactly what the path form meets. The app sees an empty ``root_path``: it is at the root of
+    its host."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, web_host: str | None) -> None:
+        self.app = app
+        self.web_host = normalize_host(web_host)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.web_host is not None and scope["type"] == "http":
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            found = split_vhost(host, self.web_host)
+            if found is not None:
+                app_ref, label = found
+                path = f"/web/{app_ref or '-'}/{label or '-'}{scope['path']}"
+                scope = {**scope, "path": path, "raw_path": path.encode(), VHOST_KEY: host}
+        await self.app(scope, receive, send)
 
 
 def _frame(data: bytes) -> bytes:

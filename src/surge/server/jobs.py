@@ -15,6 +15,7 @@ run) and a webhook (``surge.server.webhooks``).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from surge import errors
 from surge.core import ttl as ttl_rules
 from surge.core.models import CallKind, InputState
+from surge.core.progress import PROGRESS_SEQ_BASE, PROGRESS_SEQ_END, report_view
 from surge.core.webhooks import Backoff, derive_secret
 from surge.ids import new_id
 from surge.server import loops
@@ -187,7 +189,7 @@ class JobService:
             await Waiters.wait(ev, left)
 
     async def view(self, job: JobRow, row: InputRow, *, deliveries: bool = True) -> dict[str, Any]:
-        out = job_view(job, row)
+        out = job_view(job, row, await self.progress(row.id))
         if deliveries:
             hook = await self.store.get_webhook(job.id)
             out["webhook"] = None if hook is None else {
@@ -200,12 +202,17 @@ class JobService:
         row = await self.store.get_input(job.input_id) if job is not None else None
         if job is None or row is None:
             return None
-        body = {"event": "job.finished", **job_view(job, row)}
+        body = {"event": "job.finished", **job_view(job, row, await self.progress(row.id))}
         data = json.dumps(body, separators=(",", ":")).encode()
         if len(data) > MAX_WEBHOOK_OUTPUT:
             body.update(output=None, output_omitted=True)
             data = json.dumps(body, separators=(",", ":")).encode()
         return data
+
+    async def progress(self, input_id: str) -> dict[str, Any] | None:
+        """The input's latest ``surge.progress()`` report (``surge.core.progress.report_view``)."""
+        last = await self.store.last_event(input_id, min_seq=PROGRESS_SEQ_BASE)
+        return None if last is None else report_view(last.seq, last.data, last.at)
 
     # -- cancel and ttl --------------------------------------------------------------------------
     async def cancel(self, workspace: str, job_id: str) -> tuple[JobRow, InputRow]:
@@ -226,34 +233,48 @@ class JobService:
                      is_disconnected: Callable[[], Awaitable[bool]], cancel_on_disconnect: bool,
                      cancel: Callable[[], Awaitable[object]]) -> AsyncIterator[str]:
         """Server-sent events of one input: ``status`` when its state or attempt changes, ``item``
-        for each generator item (``id:`` is its sequence number, for ``Last-Event-ID``), and a final
-        ``end`` event, after which the stream closes. With ``cancel_on_disconnect``, a reader that
-        goes away before the end cancels the input."""
+        for each generator item (``id:`` is its sequence number, for ``Last-Event-ID``), ``progress``
+        for each ``surge.progress()`` report (no ``id:``: a resumed stream starts with the latest
+        report), and a final ``end`` event, after which the stream closes. With
+        ``cancel_on_disconnect``, a reader that goes away before the end cancels the input."""
         seen: tuple[str, int] | None = None
         ended = False
         keepalive = time.monotonic() + KEEPALIVE_SECONDS
+        # reports after this seq; None: start with the latest report (a resumed stream)
+        reports_since: int | None = PROGRESS_SEQ_BASE - 1 if since < 0 else None
         try:
             while True:
                 ev = self.dispatcher.inputs.event(input_id)
                 row = await self.store.get_input(input_id)     # state first: events before it are complete
                 if row is None:
                     raise errors.NotFoundError(f"input {input_id} is gone")
-                evs = await self.store.events_since(input_id, since, limit=500)
+                evs = await self.store.events_between(input_id, since, PROGRESS_SEQ_BASE, limit=500)
+                if reports_since is None:
+                    last = await self.store.last_event(input_id, min_seq=PROGRESS_SEQ_BASE)
+                    reports = [] if last is None else [last]
+                    reports_since = PROGRESS_SEQ_BASE - 1 if last is None else last.seq
+                else:
+                    reports = await self.store.events_between(input_id, reports_since, PROGRESS_SEQ_END, limit=500)
                 status = (row.state.value, row.attempt)
                 if status != seen and not row.state.terminal:
                     seen = status
                     yield sse("status", json.dumps({"status": row.state.value, "attempt": row.attempt}))
-                for e in evs:
+                # items and reports in the order they reached the control plane
+                for e in heapq.merge(evs, reports, key=lambda e: e.at):   # keeps each list's own order
+                    if e.kind == "progress":
+                        reports_since = e.seq
+                        yield sse("progress", json.dumps(report_view(e.seq, e.data, e.at), separators=(",", ":")))
+                        continue
                     since = e.seq
                     data = e.data.decode() if json_items else _b64(e.data)
                     yield sse(e.kind, data, event_id=e.seq)
-                if row.state.terminal and len(evs) < 500:
+                if row.state.terminal and len(evs) < 500 and len(reports) < 500:
                     # the final status after every item, then the end
                     yield sse("status", json.dumps({"status": row.state.value, "attempt": row.attempt}))
                     ended = True
                     yield sse("end", json.dumps(await render_end(row), separators=(",", ":")))
                     return
-                if evs:
+                if evs or reports:
                     continue
                 # wait for the next item or state change, checking on the reader meanwhile
                 while not await Waiters.wait(ev, DISCONNECT_POLL):
@@ -271,8 +292,9 @@ class JobService:
                 spawn(_quietly(cancel()))
 
 
-def job_view(job: JobRow, row: InputRow) -> dict[str, Any]:
-    """A job as the API shows it (``GET /v1/jobs/{id}``, webhook bodies, ``Prefer: wait``)."""
+def job_view(job: JobRow, row: InputRow, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A job as the API shows it (``GET /v1/jobs/{id}``, webhook bodies, ``Prefer: wait``), with its
+    latest progress report."""
     output = None
     if row.state == InputState.SUCCEEDED and row.result is not None and row.codec == CODEC:
         output = json.loads(row.result)
@@ -289,7 +311,7 @@ def job_view(job: JobRow, row: InputRow) -> dict[str, Any]:
         "queued_seconds": None if row.started_at is None else max(0.0, row.started_at - job.created_at),
         "run_seconds": None if row.started_at is None or end is None else max(0.0, end - row.started_at),
         "policy": {"execution_timeout": job.execution_timeout, "ttl": job.ttl, "priority": job.priority},
-        "retry_of": job.retry_of, "stream_url": f"/v1/jobs/{job.id}/stream",
+        "retry_of": job.retry_of, "stream_url": f"/v1/jobs/{job.id}/stream", "progress": progress,
     }
 
 

@@ -478,6 +478,17 @@ class Store(abc.ABC):
     async def delete_secret(self, workspace: str, name: str) -> bool:
         """False if there was no such secret."""
 
+    # -- progress reports (issue 4: surge.progress; seq ranges in surge.core.progress) -------------
+    @abc.abstractmethod
+    async def events_between(self, input_id: str, after_seq: int, before_seq: int, *,
+                             limit: int = 1000) -> list[InputEvent]:
+        """Events with after_seq < seq < before_seq, by seq (items and progress reports keep
+        separate seq ranges, so each can be read on its own)."""
+
+    @abc.abstractmethod
+    async def last_event(self, input_id: str, *, min_seq: int) -> InputEvent | None:
+        """The event with the largest seq ≥ min_seq (the newest progress report), if any."""
+
 
 @dataclass(slots=True)
 class WorkspaceRow:

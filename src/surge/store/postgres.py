@@ -13,6 +13,7 @@ await store.close()
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from surge.store.errors import WRITE_BUDGET, StoreUnavailable
 from surge.store.sqlstore import SqlStore
 
 T = TypeVar("T")
+REVIVE_INTERVAL = 0.5   # seconds between direct probes of a server that went away
 
 _COLUMN_TYPES = """
 SELECT table_name, column_name, udt_name FROM information_schema.columns
@@ -52,6 +54,7 @@ class PostgresStore(SqlStore):
         self._types: dict[tuple[str, str], str] = {}   # (table, column) -> type name, for casts
         self._sql: dict[tuple[Any, ...], str] = {}      # rendered batch statements
         self.write_budget = WRITE_BUDGET                # longest wait for a pooled connection
+        self._reviver: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"PostgresStore({re.sub(r':[^:@/]*@', ':***@', self.dsn)!r})"
@@ -59,9 +62,7 @@ class PostgresStore(SqlStore):
     async def open(self) -> None:
         if self._pool is not None:
             raise RuntimeError(f"{self!r} is already open")
-        self._pool = AsyncConnectionPool(
-            self.dsn, min_size=self.min_size, max_size=self.max_size, open=False, name="surge-store",
-            kwargs={"autocommit": True, "row_factory": dict_row}, configure=_configure)
+        self._pool = self._new_pool()
         try:
             await self._pool.open(wait=True, timeout=15)
             await self._migrate()
@@ -71,10 +72,40 @@ class PostgresStore(SqlStore):
             await self.close()
             raise
 
+    def _new_pool(self) -> AsyncConnectionPool[Any]:
+        return AsyncConnectionPool(
+            self.dsn, min_size=self.min_size, max_size=self.max_size, open=False, name="surge-store",
+            kwargs={"autocommit": True, "row_factory": dict_row}, configure=_configure)
+
     async def close(self) -> None:
         pool, self._pool = self._pool, None
+        if self._reviver is not None:
+            self._reviver.cancel()
         if pool is not None:
             await pool.close()
+
+    # -- after an outage -----------------------------------------------------------------------
+    # The pool reconnects with exponential backoff (1, 2, 4, 8 s…), so after a 10 s outage it may
+    # notice the server is back only 5+ s later. While the store is unavailable, one task probes
+    # the server directly every REVIVE_INTERVAL and swaps in a fresh pool as soon as it answers.
+    def _unavailable(self) -> None:
+        if self._pool is not None and (self._reviver is None or self._reviver.done()):
+            self._reviver = asyncio.get_running_loop().create_task(self._revive())
+
+    async def _revive(self) -> None:
+        while self._pool is not None:
+            await asyncio.sleep(REVIVE_INTERVAL)
+            try:
+                conn = await AsyncConnection.connect(self.dsn, connect_timeout=2, autocommit=True)
+                await conn.execute("SELECT 1")
+                await conn.close()
+            except (OperationalError, OSError):
+                continue
+            old, self._pool = self._pool, self._new_pool()
+            await self._pool.open(wait=False)
+            if old is not None:
+                await old.close(timeout=self.write_budget)
+            return
 
     async def _run(self, tx: Tx[T], *, write: bool) -> T:
         if self._pool is None:
@@ -89,6 +120,7 @@ class PostgresStore(SqlStore):
         except (OperationalError, PoolTimeout) as exc:
             # the server is down or unreachable (or the transaction must be retried): nothing was
             # committed, so the caller may retry (HTTP 503)
+            self._unavailable()
             raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__}: "
                                    f"{str(exc).strip()[:200]}); retry shortly") from exc
 

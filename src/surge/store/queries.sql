@@ -310,3 +310,11 @@ SELECT * FROM secrets WHERE workspace = ? ORDER BY name;
 
 -- name: delete_secret
 DELETE FROM secrets WHERE workspace = ? AND name = ?;
+
+-- progress reports (issue 4: surge.progress) ----------------------------------------------------
+
+-- name: events_between
+SELECT * FROM events WHERE input_id = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?;
+
+-- name: last_event
+SELECT * FROM events WHERE input_id = ? AND seq >= ? ORDER BY seq DESC LIMIT 1;

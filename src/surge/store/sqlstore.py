@@ -375,6 +375,14 @@ class SqlStore(Store):
         changed: int = await self._run(single(Exec(Q["delete_secret"], (workspace, name))), write=True)
         return changed > 0
 
+    # -- progress reports (issue 4: surge.progress) ------------------------------------------------
+    async def events_between(self, input_id: str, after_seq: int, before_seq: int, *,
+                             limit: int = 1000) -> list[InputEvent]:
+        return C.EVENT.rows(await self._read(Q["events_between"], input_id, after_seq, before_seq, limit))
+
+    async def last_event(self, input_id: str, *, min_seq: int) -> InputEvent | None:
+        return _first(C.EVENT, await self._read(Q["last_event"], input_id, min_seq))
+
 
 # -- transactions --------------------------------------------------------------------------------
 

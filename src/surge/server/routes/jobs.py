@@ -138,6 +138,14 @@ class PolicyOut(BaseModel):
     priority: int
 
 
+class ProgressOut(BaseModel):
+    fraction: float | None = Field(description="the fraction done, 0.0–1.0, when the function gave one")
+    message: str | None
+    data: Any = Field(description="any JSON the function attached (`surge.progress(data=...)`)")
+    at: float = Field(description="when the control plane received the report (UNIX seconds)")
+    attempt: int = Field(description="the attempt that made it (a retry starts reporting again)")
+
+
 class Job(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "fc-1a2b3c", "app": "demo", "function": "embed", "status": "SUCCEEDED", "output": [0.1, 0.2],
@@ -162,7 +170,18 @@ class Job(BaseModel):
     policy: PolicyOut
     retry_of: str | None
     stream_url: str
+    progress: ProgressOut | None = Field(default=None, description=(
+        "the latest `surge.progress()` report (at most 20 a second are kept; the last one made before "
+        "the job ended is always there)"))
     webhook: WebhookStatus | None = None
+
+
+class CallProgress(BaseModel):
+    call_id: str
+    index: int
+    input_id: str
+    status: str
+    progress: ProgressOut | None
 
 
 class ErrorBody(BaseModel):
@@ -260,8 +279,9 @@ async def stream_job(job_id: str, request: Request, ws: Workspace,
                          "whose reader is its only consumer)")),
                      last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     """Server-sent events of a job: ``status`` (state and attempt, as they change), ``item`` (each
-    item a generator function yields, as JSON, in order; ``id:`` is its index) and a final ``end``
-    event carrying the job as ``GET /v1/jobs/{id}`` shows it. ``Last-Event-ID`` resumes."""
+    item a generator function yields, as JSON, in order; ``id:`` is its index), ``progress`` (each
+    ``surge.progress()`` report, at most 20 a second) and a final ``end`` event carrying the job as
+    ``GET /v1/jobs/{id}`` shows it. ``Last-Event-ID`` resumes (with the latest report first)."""
     svc = jobs_of(request)
     job, _ = await svc.find(ws, job_id)
     start = _resume(since, last_event_id)
@@ -299,6 +319,20 @@ async def stream_input(input_id: str, request: Request, cp: Plane, ws: Workspace
                         is_disconnected=request.is_disconnected, cancel_on_disconnect=cancel_on_disconnect,
                         cancel=lambda: cp.cancel(ws, row.call_id))
     return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+@router.get("/calls/{call_id}/progress", response_model=CallProgress, tags=["calls"], responses=ERRORS)
+async def call_progress(call_id: str, request: Request, cp: Plane, ws: Workspace,
+                        index: int = Query(0, ge=0, description="which input of the call (0 for .spawn, "
+                                                                ".remote and jobs)")) -> Any:
+    """The latest ``surge.progress()`` report of one input of a call (what
+    ``FunctionCall.get_progress()`` reads); ``progress`` is null until the function reports."""
+    await cp.get_call_row(ws, call_id)
+    row = next((r for r in await cp.store.list_inputs(call_id, limit=index + 1) if r.idx == index), None)
+    if row is None:
+        raise errors.NotFoundError(f"call {call_id} has no input #{index}")
+    return {"call_id": call_id, "index": index, "input_id": row.id, "status": row.state.value,
+            "progress": await jobs_of(request).progress(row.id)}
 
 
 @router.get("/webhooks/secret")

@@ -1,5 +1,7 @@
 """Web endpoints: ``/web/{app}/{label}/...`` (any method; proxied by ``surge.server.gateway``) and
-``GET /v1/web/endpoints`` (the endpoints of a deployed app, with their paths; needs the token).
+``GET /v1/web/endpoints`` (the endpoints of a deployed app, with their paths; needs the token),
+``GET /v1/web/config`` (the virtual-host base, if any). With ``surge server --web-host H``, hosts
+``{label}.{app}.H`` reach the same endpoints (``gateway.VirtualHosts``).
 
 The ``/web/`` routes are public at the auth gate (``server/auth.py``): the gateway itself demands
 the token for endpoints declared with ``requires_auth=True``.
@@ -32,7 +34,15 @@ async def endpoints(app: str, request: Request, cp: Plane, ws: Workspace) -> dic
     gateway: Gateway = request.app.state.gateway
     return {"app": app, "version": row.current_version,
             "functions": sorted(str(f.spec.get("tag")) for f in fns),
-            "endpoints": gateway.endpoints_json(ref, row.id, fns)}
+            "endpoints": gateway.endpoints_json(ref, row.id, fns), "web_host": gateway.web_host}
+
+
+@router.get("/config")
+async def config(request: Request, ws: Workspace) -> dict[str, Any]:
+    """How this server serves endpoints: ``web_host`` is the base of their virtual hosts
+    (``{label}.{app}.{web_host}``; ``surge server --web-host``), or null when only paths serve them."""
+    gateway: Gateway = request.app.state.gateway
+    return {"web_host": gateway.web_host}
 
 
 class _Proxy:
