@@ -164,6 +164,8 @@ def measure_surge(duration: float, cold: int, *, load_rows: bool = True) -> dict
             rows[name] = load(url, duration)
         # after the load rows, so the agent's template process (a zygote that has imported the
         # runtime, uvicorn and FastAPI) is up, as it is on a server that has been running a while
+        if not load_rows:
+            _wait_http(bench.noop.get_web_url())
         cold_samples = []
         for i in range(min(cold, bench.COLD)):
             url = getattr(bench, f"cold_{i}").get_web_url()

@@ -7,8 +7,12 @@ of the class's default parameter set. WebSockets go through the gateway's byte t
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -117,6 +121,7 @@ def test_websocket_messages_flow_both_ways_through_the_tunnel(web: Any) -> None:
 
 def test_an_open_websocket_keeps_its_container_busy(web: Any) -> None:
     url = _ws_url(web.chat.get_web_url())
+    assert _containers("chat") == []                       # the upgrade is held while one starts
     with connect(url, open_timeout=60) as ws:
         ws.send("hi")
         assert ws.recv(timeout=30) == "chat:hi"
@@ -127,6 +132,19 @@ def test_an_open_websocket_keeps_its_container_busy(web: Any) -> None:
            "chat IDLE after the socket closed")
 
 
+def test_a_websocket_to_a_requires_auth_endpoint_needs_the_token(web: Any, server: Any) -> None:
+    url = _ws_url(web.guarded.get_web_url())
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=30)
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["www-authenticate"] == "Bearer"
+    with pytest.raises(InvalidStatus) as bad:
+        connect(url, open_timeout=30, additional_headers={"Authorization": "Bearer not-a-token"})
+    assert bad.value.response.status_code == 401
+    with connect(url, open_timeout=60, additional_headers={"Authorization": f"Bearer {server.token}"}) as ws:
+        assert ws.recv(timeout=30) == "authorization=None"        # the token stops at the gateway
+
+
 def test_websocket_refusals_are_http_errors(web: Any) -> None:
     base = web.Model().api.get_web_url().rsplit("/", 1)[0]
     with pytest.raises(InvalidStatus) as missing:
@@ -135,3 +153,47 @@ def test_websocket_refusals_are_http_errors(web: Any) -> None:
     with pytest.raises(InvalidStatus) as refused:          # the container's app has no such route
         connect(_ws_url(web.Model().api.get_web_url()) + "/nope", open_timeout=30)
     assert refused.value.response.status_code == 403
+
+
+# -- the docs' examples, as written ------------------------------------------------------------------
+def _docs_example(marker: str, name: str, tmp_path: Path) -> Any:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "web.md").read_text()
+    code = next(c for c in re.findall(r"```python\n(.*?)```", docs, flags=re.S) if marker in c)
+    (tmp_path / f"{name}.py").write_text(code)
+    spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_docs_class_example_runs(server: Any, tmp_path: Path) -> None:
+    models = _docs_example("@app.cls", "docs_models", tmp_path)
+    try:
+        with models.app.run(show_logs=False):
+            model = models.Model()
+            assert model.predict.get_web_url().endswith("/model-predict")
+            assert httpx.get(model.predict.get_web_url(), params={"x": 4}, timeout=TIMEOUT).json() == {"y": 8}
+            assert httpx.get(model.api.get_web_url() + "/info", timeout=TIMEOUT).json() == {"size": "small"}
+            assert model.embed.remote(3) == 6
+        models.app.deploy(name="docs-models")             # deployed: found by name, served by name
+        try:
+            deployed = surge.Cls.from_name("docs-models", "Model")()
+            url = deployed.predict.get_web_url()
+            assert url == f"{context.get_client().url}/web/docs-models/model-predict"
+            assert httpx.get(url, params={"x": 5}, timeout=TIMEOUT).json() == {"y": 10}
+        finally:
+            context.get_client().request("POST", "/v1/apps/docs-models/stop")
+    finally:
+        sys.modules.pop("docs_models", None)
+
+
+def test_the_docs_websocket_example_runs(server: Any, tmp_path: Path) -> None:
+    chat = _docs_example("@web.websocket", "docs_chat", tmp_path)
+    try:
+        with chat.app.run(show_logs=False), connect(_ws_url(chat.chat.get_web_url()) + "/ws", open_timeout=60) as ws:
+            ws.send("hi")
+            assert ws.recv(timeout=30) == "echo: hi"
+    finally:
+        sys.modules.pop("docs_chat", None)

@@ -131,3 +131,18 @@ def chat() -> Any:
             return
 
     return web
+
+
+@app.function()
+@surge.asgi_app(label="guarded", requires_auth=True)
+def guarded() -> Any:
+    """A WebSocket behind the surge token: it reports whether the token reached it (it must not)."""
+    web = FastAPI()
+
+    @web.websocket("/")
+    async def ws(sock: WebSocket) -> None:
+        await sock.accept()
+        await sock.send_text(f"authorization={sock.headers.get('authorization')}")
+        await sock.close()
+
+    return web

@@ -323,8 +323,8 @@ async def stream_input(input_id: str, request: Request, cp: Plane, ws: Workspace
 
 @router.get("/calls/{call_id}/progress", response_model=CallProgress, tags=["calls"], responses=ERRORS)
 async def call_progress(call_id: str, request: Request, cp: Plane, ws: Workspace,
-                        index: int = Query(0, ge=0, description="which input of the call (0 for .spawn, "
-                                                                ".remote and jobs)")) -> Any:
+                        index: int = Query(0, ge=0, le=2**31 - 1, description="which input of the call (0 "
+                                                                             "for .spawn, .remote and jobs)")) -> Any:
     """The latest ``surge.progress()`` report of one input of a call (what
     ``FunctionCall.get_progress()`` reads); ``progress`` is null until the function reports."""
     await cp.get_call_row(ws, call_id)
