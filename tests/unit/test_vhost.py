@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from surge.core.vhost import normalize_host, split_vhost
+from surge.core.vhost import check_web_host, normalize_host, split_vhost
 from surge.server.tunnel import parse_head
 
 
@@ -14,6 +14,21 @@ from surge.server.tunnel import parse_head
 ])
 def test_normalize_host(configured: str | None, normal: str | None) -> None:
     assert normalize_host(configured) == normal
+
+
+@pytest.mark.parametrize(("given", "host"), [
+    ("surge.localhost", "surge.localhost"), ("Run.Example.COM.", "run.example.com"), ("localhost", "localhost"),
+    ("a-1.b", "a-1.b"),
+])
+def test_check_web_host_accepts_dns_names(given: str, host: str) -> None:
+    assert check_web_host(given) == host
+
+
+@pytest.mark.parametrize("given", ["", "http://surge.localhost", "surge.localhost:8765", "a..b", "-a.b",
+                                   "a_b.c", "surge.localhost/x", "x" * 64 + ".com", ("a." * 101) + "b"])
+def test_check_web_host_refuses_what_is_no_host_name(given: str) -> None:
+    with pytest.raises(ValueError, match="give a DNS name"):
+        check_web_host(given)
 
 
 @pytest.mark.parametrize(("host", "found"), [

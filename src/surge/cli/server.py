@@ -26,7 +26,7 @@ def server(host: str = typer.Option("127.0.0.1", help="address to listen on"),
            web_hold_timeout: float = typer.Option(None, help="seconds a web request waits for a free "
                                                   "container before a 503 (default 150)"),
            web_host: str = typer.Option(None, help="serve web endpoints also at {label}.{app}.WEB_HOST "
-                                        "(e.g. surge.localhost; point *.WEB_HOST's DNS here)"),
+                                        "(e.g. surge.localhost; point *.*.WEB_HOST's DNS here)"),
            sandbox: str = typer.Option(None, help="container isolation: strict | basic | off (default: strict "
                                        "where the host allows it; see `surge doctor`)"),
            sandbox_user: str = typer.Option(None, help="run every container as this account (default: an "

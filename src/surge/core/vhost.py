@@ -7,6 +7,10 @@ Two DNS labels under the base host, most specific first, so the app reference ke
 
 from __future__ import annotations
 
+import re
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
 
 def normalize_host(web_host: str | None) -> str | None:
     """The configured base host, lowercased, without dots at either end (None: not configured)."""
@@ -14,6 +18,16 @@ def normalize_host(web_host: str | None) -> str | None:
         return None
     host = web_host.strip().strip(".").lower()
     return host or None
+
+
+def check_web_host(web_host: str) -> str:
+    """``surge server --web-host``: a DNS name (``surge.localhost``), normalized; ValueError saying
+    what is wrong otherwise (a URL, a port, characters no host name has)."""
+    host = normalize_host(web_host)
+    if host is None or len(host) > 200 or not all(_LABEL.fullmatch(p) for p in host.split(".")):
+        raise ValueError(f"--web-host {web_host!r}: give a DNS name such as surge.localhost or run.example.com "
+                         "(no scheme, port or path); endpoints are then served at {label}.{app}.<that name>")
+    return host
 
 
 def split_vhost(host: str, web_host: str | None) -> tuple[str, str] | None:

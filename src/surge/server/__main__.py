@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from surge.config import DEFAULT_PORT
+from surge.core.vhost import check_web_host
 from surge.errors import Error
 from surge.server.app import create_app
 from surge.server.config import ServerConfig
@@ -129,6 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.web_host is not None:
+        try:
+            args.web_host = check_web_host(args.web_host)
+        except ValueError as exc:
+            sys.exit(f"surge server: {exc}")
     config = ServerConfig(home=Path(args.home).expanduser(), host=args.host, port=args.port, gpus=args.gpus,
                           database_url=args.database_url, embedded=args.embedded,
                           kill_grace=args.kill_grace, lease_ttl=args.lease_ttl,

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from surge.core.models import InputState
 from surge.server.controlplane import output_json
-from surge.server.routes.deps import Plane, Workspace
+from surge.server.routes.deps import CURSOR_MAX, Plane, Workspace
 
 router = APIRouter(prefix="/v1", tags=["calls"])
 
@@ -69,7 +69,7 @@ async def add_inputs(call_id: str, body: AddInputs, cp: Plane, ws: Workspace) ->
 
 
 @router.get("/calls/{call_id}/outputs")
-async def outputs(call_id: str, cp: Plane, ws: Workspace, since: int = Query(0, ge=0),
+async def outputs(call_id: str, cp: Plane, ws: Workspace, since: int = Query(0, ge=0, le=CURSOR_MAX),
                   wait: float = Query(0.0, ge=0, le=300)) -> dict[str, Any]:
     """Outputs completed after cursor ``since`` (long-polls up to ``wait`` seconds)."""
     return await cp.outputs(ws, call_id, since, wait)
@@ -81,7 +81,7 @@ async def cancel(call_id: str, cp: Plane, ws: Workspace) -> dict[str, Any]:
 
 
 @router.get("/inputs/{input_id}/events")
-async def events(input_id: str, cp: Plane, ws: Workspace, since: int = Query(-1, ge=-1),
+async def events(input_id: str, cp: Plane, ws: Workspace, since: int = Query(-1, ge=-1, le=CURSOR_MAX),
                  wait: float = Query(0.0, ge=0, le=300)) -> dict[str, Any]:
     """Generator items (and the final output once the input is terminal)."""
     return await cp.events(ws, input_id, since, wait)

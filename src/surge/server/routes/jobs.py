@@ -17,7 +17,7 @@ from surge.core.webhooks import SIGNATURE_HEADER
 from surge.sdk.options import MAX_TIMEOUT
 from surge.server.controlplane import output_json
 from surge.server.jobs import InvalidPolicy, JobRequest, JobService, attempt_view
-from surge.server.routes.deps import Plane, Workspace
+from surge.server.routes.deps import CURSOR_MAX, Plane, Workspace
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -273,7 +273,7 @@ async def retry_job(job_id: str, request: Request, ws: Workspace, body: JobRetry
 
 @router.get("/jobs/{job_id}/stream", response_class=StreamingResponse, responses={**SSE_DOC, **ERRORS})
 async def stream_job(job_id: str, request: Request, ws: Workspace,
-                     since: int = Query(-1, ge=-1, description="resume after this item id"),
+                     since: int = Query(-1, ge=-1, le=CURSOR_MAX, description="resume after this item id"),
                      cancel_on_disconnect: bool = Query(False, description=(
                          "cancel the job when this reader disconnects before the end (for a stream "
                          "whose reader is its only consumer)")),
@@ -299,7 +299,7 @@ async def stream_job(job_id: str, request: Request, ws: Workspace,
 @router.get("/inputs/{input_id}/stream", response_class=StreamingResponse, tags=["calls"],
             responses={**SSE_DOC, **ERRORS})
 async def stream_input(input_id: str, request: Request, cp: Plane, ws: Workspace,
-                       since: int = Query(-1, ge=-1),
+                       since: int = Query(-1, ge=-1, le=CURSOR_MAX),
                        cancel_on_disconnect: bool = Query(True, description="cancel the input's call when "
                                                                             "this reader disconnects early"),
                        last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
@@ -350,7 +350,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def _resume(since: int, last_event_id: str | None) -> int:
     if last_event_id and last_event_id.strip().lstrip("-").isdigit():
-        return max(since, int(last_event_id.strip()))
+        return min(CURSOR_MAX, max(since, int(last_event_id.strip())))
     return since
 
 

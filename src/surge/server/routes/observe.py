@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from surge.errors import NotFoundError
-from surge.server.routes.deps import Plane, Workspace
+from surge.server.routes.deps import CURSOR_MAX, Plane, Workspace
 
 router = APIRouter(prefix="/v1", tags=["observability"])
 
@@ -63,7 +63,7 @@ async def stop_container(container_id: str, cp: Plane, ws: Workspace,
 
 @router.get("/logs")
 async def logs(cp: Plane, ws: Workspace, app_id: str | None = None, app: str | None = None,
-               function: str | None = None, since: int = Query(0, ge=0),
+               function: str | None = None, since: int = Query(0, ge=0, le=CURSOR_MAX),
                wait: float = Query(0.0, ge=0, le=300)) -> dict[str, Any]:
     """Container output lines after cursor ``since`` (long-polls up to ``wait`` seconds)."""
     if app and not app_id:
