@@ -317,7 +317,7 @@ def main() -> None:
             os._exit(3)
         phases = dict(service.phases)
         phases["snapshot"] = time.perf_counter() - t0
-        if service.web is not None:
+        if service.web is not None or service.web_methods:
             from surge.runtime import web
 
             web.preload()           # a web endpoint's children serve without importing uvicorn/FastAPI
