@@ -146,6 +146,10 @@ class ChaosServer:
         extra = list(extra or [])
         if "--database-url" not in extra:      # never one inherited from SURGE_DATABASE_URL
             extra += ["--database-url", f"sqlite:///{home / 'surge.db'}"]
+        # The suite tests delivery, not isolation (the sandbox has its own tests): at ``strict`` a
+        # container's /tmp is private, so the probe log (under pytest's tmp_path) would be out of
+        # its reach, and a PID namespace's init would stand between a SIGSTOP and the worker.
+        extra += ["--sandbox", "basic"]
         self.args = ["--port", str(self.port), "--kill-grace", str(kill_grace), "--lease-ttl", str(lease_ttl),
                      "--log-level", "warning", *extra]
         self.info: embedded.ServerInfo | None = None

@@ -4,7 +4,7 @@
 - PostgreSQL: a private PostgreSQL server (initdb'd for this test, never the shared one) is stopped
   and started again. Skipped, with the reason, where PostgreSQL's binaries are not installed.
 
-While it lasts, a prober submits raw ``POST /v1/calls`` (no SDK retries) every 0.2 s: each must be
+While it lasts, three probers submit raw ``POST /v1/calls`` (no SDK retries) every 0.2 s: each must be
 answered ``503`` with ``Retry-After`` within 2 s — no hang, no 500; ``/health`` must say
 ``degraded``. Meanwhile SDK clients keep spawning (the SDK retries 503s): they see no error. After
 the outage: a submission succeeds again within 5 s and ``/health`` says ``ok``; every accepted input
@@ -96,7 +96,8 @@ def observing(server: ChaosServer, chaos_app: ModuleType, log: Path, function_id
             except Exception as exc:
                 obs.sdk_errors.append(f"{type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (post, health, sdk)]
+    # three raw posters: more answers timed during the outage (each waits out the store's budget)
+    threads = [threading.Thread(target=f, daemon=True) for f in (post, post, post, health, sdk)]
     for t in threads:
         t.start()
     try:

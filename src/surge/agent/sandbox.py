@@ -70,7 +70,7 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _RLIMITS = {"NOFILE": resource.RLIMIT_NOFILE, "FSIZE": resource.RLIMIT_FSIZE, "CORE": resource.RLIMIT_CORE}
 PIDINIT = os.path.abspath(pidinit.__file__)
 # never handed to a container: credentials of the control plane itself
-PRIVATE_ENV = ("SURGE_DATABASE_URL", "PGPASSWORD", "PGPASSFILE", "SURGE_ADMIN_TOKEN")
+PRIVATE_ENV = ("SURGE_DATABASE_URL", "PGPASSWORD", "PGPASSFILE")
 
 
 @dataclass(frozen=True)
@@ -320,7 +320,12 @@ class Sandbox:
         own = self._own_dir(holder or spec.container_id, uid, gid)
         if holder is None:
             self._link_web(spec.container_id, own)
-        needed = [(p, False) for p in self._base_needed]
+        home = str(self.home) if self.home is not None else None
+        # the server's own paths, but never SURGE_HOME or a directory holding it (a server started with
+        # its working directory there would otherwise bind the database back)
+        needed = [(p, False) for p in self._base_needed
+                  if home is None or not (p == home or home.startswith(p.rstrip("/") + "/")
+                                          or p.startswith(home + "/"))]
         needed += [(p, False) for p in self._spec_paths(spec)]
         needed.append((own, True))
         if self.home is not None and (self.home / "cache" / "weights").is_dir():

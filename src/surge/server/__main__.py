@@ -54,7 +54,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="serve web endpoints also at {label}.{app}.WEB_HOST (e.g. surge.localhost)")
     p.add_argument("--webhook-backoff", type=float, default=5.0,
                    help="seconds before a failed webhook's second attempt (doubling, up to 1 h, for 24 h)")
-    p.add_argument("--sandbox", choices=("auto", "strict", "basic", "off"), default=limits.sandbox,
+    p.add_argument("--sandbox", choices=("auto", "strict", "basic", "off"), default="auto",
                    help="container isolation (auto: strict for a standalone server where the host allows it)")
     p.add_argument("--sandbox-user", default=None, help="run every container as this account (default: a uid "
                    "per workspace)")

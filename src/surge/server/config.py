@@ -44,9 +44,10 @@ class ServerConfig:
     web_hold_timeout: float = 150.0          # longest a web request waits for a container (then 503)
     web_host: str | None = None              # endpoints also at {label}.{app}.{web_host} (core/vhost.py)
     embedded: bool = False
-    # the container sandbox (surge.agent.sandbox, docs/reliability.md "Threat model"): auto = strict
-    # for a standalone server where the host allows it, basic for the embedded one
-    sandbox: str = "auto"                    # auto | strict | basic | off
+    # the container sandbox (surge.agent.sandbox, docs/reliability.md "Threat model"): `surge server`
+    # passes auto (strict for a standalone server where the host allows it, basic for the embedded
+    # one); a control plane built in-process (tests, embedding) gets basic unless it asks
+    sandbox: str = "basic"                   # auto | strict | basic | off
     sandbox_user: str | None = None          # one account for every container (default: a uid per workspace)
     sandbox_pids: int = 4096                 # processes + threads per container (pids.max)
     sandbox_nofile: int = 65536              # RLIMIT_NOFILE
