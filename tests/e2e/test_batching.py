@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import surge
+from surge.sdk import context
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +81,12 @@ def _gen(xs: list[int]) -> Iterator[int]:
 
 def _plain(xs: list[int]) -> list[int]:
     return xs
+
+
+def test_an_item_waiting_for_its_batch_longer_than_a_lease_keeps_its_attempt(batch: Any) -> None:
+    """The container's heartbeat renews the leases of inputs it holds but has not started, so the
+    reaper does not take back an item that is only waiting for ``wait_ms``."""
+    call = batch.patient.spawn(1)
+    assert call.get(timeout=60) == 1
+    (row,) = context.get_client().get_call(call.object_id)["input_list"]
+    assert (row["state"], row["attempt"]) == ("SUCCEEDED", 1)

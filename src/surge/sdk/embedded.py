@@ -93,6 +93,7 @@ def start(home: Path, *, gpus: str | None = None, extra_args: list[str] | None =
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            _close_stdin(proc)
             tail = (home / "logs" / "server.log").read_text(errors="replace")[-2000:]
             raise errors.UnavailableError(f"the embedded surge server exited with code {proc.returncode}:\n{tail}")
         try:
@@ -104,5 +105,12 @@ def start(home: Path, *, gpus: str | None = None, extra_args: list[str] | None =
             pass
         time.sleep(0.02)
     proc.kill()
+    proc.wait()
+    _close_stdin(proc)
     raise errors.UnavailableError(f"the embedded surge server did not start within {START_TIMEOUT:.0f} s "
                                   f"(log: {home / 'logs' / 'server.log'})")
+
+
+def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
+    if proc.stdin is not None:
+        proc.stdin.close()

@@ -433,6 +433,11 @@ class Dispatcher:
                 self.enqueue(pool, works)
 
     async def on_heartbeat(self, h: ContainerHandle, running: list[tuple[str, int]]) -> None:
+        # a live container holds its prefetched (and batch-collecting) inputs too: renew those
+        # leases as well, or an input waiting in its queue longer than a lease would be taken back
+        held = dict(running)
+        held.update((iid, fl.attempt) for iid, fl in h.inflight.items())
+        running = list(held.items())
         if running:
             try:
                 await self.store.renew_leases(running, lease_expiry(time.time(), self.lease_ttl))

@@ -46,3 +46,10 @@ def weighted(xs: list[int], weight: list[int]) -> list[int]:
 async def async_double(xs: list[int]) -> list[int]:
     await asyncio.sleep(0.01)
     return [2 * x for x in xs]
+
+
+@app.function(max_containers=1)
+@surge.batched(max_batch_size=8, wait_ms=6000)
+def patient(xs: list[int]) -> list[int]:
+    # one item waits 6 s for company: three leases (2 s in the e2e server) pass meanwhile
+    return [len(xs)] * len(xs)
