@@ -40,7 +40,7 @@ def surge_app(module: str = "bench_app", env: dict[str, str] | None = None) -> I
     os.environ.update(env or {})
     try:
         with tempfile.TemporaryDirectory(prefix="surge-bench-") as home:
-            info = embedded.start(Path(home), extra_args=["--log-level", "warning"])
+            info = embedded.start(Path(home), extra_args=["--log-level", "warning", "--sandbox", os.environ.get("SURGE_BENCH_SANDBOX", "auto")])
             client = Client(info.url, info.token)
             old = context.set_client(client)
             sys.path.insert(0, str(APPS))
