@@ -15,6 +15,8 @@ socket pair and speaks ``surge.wire`` frames over it:
   agent → zygote   load  {function: spec | None}; body = pickled class parameters
                    fork  {container_id, env, cwd, cgroup_procs, memory_limit_mib}
                          + the container's stdout and stderr pipe ends (SCM_RIGHTS)
+                   spare {container_id: spare id, join: [cgroup.procs files]}
+                         + one end of a socket pair the agent keeps the other end of
   zygote → agent   loaded {pid, phases}   |  load_failed {error, traceback, cuda}
                    forked {container_id, pid}  |  fork_failed {container_id, error}
                    exit   {pid, returncode}    (os.waitstatus_to_exitcode: -N for signal N)
@@ -24,6 +26,13 @@ classifies a forked container's end exactly like a spawned one's. A child starts
 own (so a kill reaches its process group), takes its pipes as stdout/stderr, its environment
 (``CUDA_VISIBLE_DEVICES``, secrets, its container id), its memory cgroup or rlimit, re-seeds
 ``random`` and ``numpy.random``, and runs the normal container main loop.
+
+A **spare** is a child forked ahead of demand (``agent.starts``): it starts its session, joins the
+cgroups of a container-to-be (on cgroup v1 each migration waits for an RCU grace period, ~15 ms:
+the slow part of a snapshot start), tells the agent ``ready`` over its own socket and blocks there.
+The agent's ``assign`` frame on that socket (the ``fork`` fields, minus the cgroup joins, with the
+pipe ends) turns it into the container; EOF before that makes it exit. The zygote reports its
+``forked`` and ``exit`` like any child's.
 
 CUDA must not be initialised in a snapshot: a forked child cannot use the parent's CUDA context.
 After the import and after each ``snap=True`` hook the zygote checks (``torch.cuda.is_initialized()``
@@ -181,6 +190,8 @@ class Zygote:
                 for header, _ in self.chan.frames():
                     if header.get("t") == "fork":
                         self.fork(header)
+                    elif header.get("t") == "spare":
+                        self.fork(header, spare=True)
             self.reap()
 
     def reap(self) -> None:
@@ -193,10 +204,12 @@ class Zygote:
                 return
             self.chan.send({"t": "exit", "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
 
-    def fork(self, req: dict[str, Any]) -> None:
+    def fork(self, req: dict[str, Any], *, spare: bool = False) -> None:
+        """Fork a container (with its two pipe ends), or a spare (with its end of the agent's socket
+        pair: it waits there for its assignment)."""
         cid = str(req["container_id"])
         try:
-            fds = self.chan.take_fds(2)
+            fds = self.chan.take_fds(1 if spare else 2)
         except RuntimeError as exc:
             self.chan.send({"t": "fork_failed", "container_id": cid, "error": str(exc)})
             return
@@ -214,12 +227,12 @@ class Zygote:
             self.chan.send({"t": "fork_failed", "container_id": cid, "error": f"fork failed: {exc}"})
             return
         if pid == 0:
-            self._child(req, fds)     # never returns
+            self._child(req, fds, spare=spare)     # never returns
         for fd in fds:
             os.close(fd)
         self.chan.send({"t": "forked", "container_id": cid, "pid": pid})
 
-    def _child(self, req: dict[str, Any], fds: list[int]) -> None:
+    def _child(self, req: dict[str, Any], fds: list[int], *, spare: bool = False) -> None:
         code = 1
         try:
             os.setsid()
@@ -228,6 +241,8 @@ class Zygote:
             self.chan.sock.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
+            if spare:
+                req, fds = wait_assignment(fds[0], [str(p) for p in req.get("join") or ()])
             os.dup2(fds[0], 1)
             os.dup2(fds[1], 2)
             for fd in fds:
@@ -253,6 +268,30 @@ class Zygote:
                 with contextlib.suppress(Exception):
                     stream.flush()
             os._exit(code)
+
+
+def wait_assignment(fd: int, join: list[str]) -> tuple[dict[str, Any], list[int]]:
+    """A spare's life before it is a container: join the cgroups (the slow part, done ahead of
+    demand), say ``ready``, wait for the ``assign`` frame and its two pipe ends. EOF: not needed
+    after all (its zygote is dropped or the agent is going), exit quietly."""
+    chan = Channel(socket.socket(fileno=fd))
+    try:
+        pid = str(os.getpid())
+        for procs in join:
+            with open(procs, "w") as f:
+                f.write(pid)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            chan.send({"t": "spare_failed", "error": f"could not join {exc.filename}: {exc.strerror}"})
+        os._exit(1)
+    try:
+        chan.send({"t": "ready"})
+        header, _ = chan.recv()
+        fds = chan.take_fds(2)
+    except (EOFError, OSError):
+        os._exit(0)
+    chan.sock.close()
+    return header, fds
 
 
 def exit_code(code: object) -> int:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from surge.core.models import InputState
-from surge.server.controlplane import output_json
+from surge.server.calls import output_json
 from surge.server.routes.deps import CURSOR_MAX, Plane, Workspace
 
 router = APIRouter(prefix="/v1", tags=["calls"])

@@ -15,7 +15,7 @@ from surge.core import priority as prio
 from surge.core import ttl as ttl_rules
 from surge.core.webhooks import SIGNATURE_HEADER
 from surge.sdk.options import MAX_TIMEOUT
-from surge.server.controlplane import output_json
+from surge.server.calls import output_json
 from surge.server.jobs import InvalidPolicy, JobRequest, JobService, attempt_view
 from surge.server.routes.deps import CURSOR_MAX, Plane, Workspace
 
