@@ -7,6 +7,10 @@ a spawned one's. The zygote reaps its children and reports how each ended; if th
 dies, its children live on (they are in sessions of their own) and are watched through a pidfd,
 their exit status unknown (``ForkedProcess.wait`` returns None and the agent calls the container
 lost).
+
+A ``Spare`` is a snapshot zygote's child forked ahead of demand (``surge.runtime.zygote``): it has
+joined the cgroups of a container-to-be and waits on a socket pair of its own for ``assign``, which
+carries what a ``fork`` request would, and the pipe ends.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from surge import wire
 from surge.agent import launcher
 from surge.agent.sandbox import Confinement
+
+if TYPE_CHECKING:
+    from surge.agent.limits import CgroupGroup
 
 log = logging.getLogger("surge.agent.zygote")
 
@@ -36,7 +43,7 @@ class ZygoteError(Exception):
 class ForkedProcess:
     """A container forked by a zygote (implements ``launcher.ContainerProcess``)."""
 
-    def __init__(self, stdout: asyncio.StreamReader, stderr: asyncio.StreamReader) -> None:
+    def __init__(self, stdout: asyncio.StreamReader | None, stderr: asyncio.StreamReader | None) -> None:
         self._pid = 0
         self._returncode: int | None = None
         self._stdout = stdout
@@ -54,11 +61,11 @@ class ForkedProcess:
         return self._returncode
 
     @property
-    def stdout(self) -> asyncio.StreamReader:
-        return self._stdout
+    def stdout(self) -> asyncio.StreamReader | None:
+        return self._stdout      # None: a spare, until it is assigned
 
     @property
-    def stderr(self) -> asyncio.StreamReader:
+    def stderr(self) -> asyncio.StreamReader | None:
         return self._stderr
 
     async def wait(self) -> int | None:
@@ -112,6 +119,62 @@ async def _pipe_reader(fd: int) -> asyncio.StreamReader:
     return reader
 
 
+class Spare:
+    """A child forked ahead of demand, in the cgroups of the container it will become, waiting for
+    its assignment on ``sock`` (``StartPaths`` owns its life: ``agent.starts``)."""
+
+    def __init__(self, zygote: Zygote, spare_id: str, sock: socket.socket, proc: ForkedProcess) -> None:
+        self.zygote = zygote
+        self.id = spare_id
+        self.sock = sock
+        self.proc = proc
+        self.cgroup: CgroupGroup | None = None   # the cgroups it joined: the container's, once assigned
+        self.assigned = False
+        self.done = asyncio.Event()              # assigned, ended, or failed before it was ready
+        self._writer: asyncio.StreamWriter | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.forked.done() and not self.proc._done.is_set() and self._writer is not None
+
+    async def wait_ready(self, timeout: float = FORK_TIMEOUT) -> None:
+        """Until the child has joined its cgroups; ZygoteError if it could not."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.proc.forked), timeout=timeout)
+            reader, self._writer = await asyncio.open_unix_connection(sock=self.sock, limit=1 << 16)
+            header, _ = await asyncio.wait_for(wire.read_frame(reader), timeout=timeout)
+        except TimeoutError:
+            raise ZygoteError(f"the spare was not ready within {timeout:g} s") from None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            raise ZygoteError("the spare ended before it was ready") from None
+        if header.get("t") != "ready":
+            raise ZygoteError(str(header.get("error") or f"unexpected frame from the spare: {header.get('t')}"))
+
+    async def wait_ended(self) -> None:
+        """Until the process is gone (at once if it was never forked)."""
+        try:
+            await asyncio.shield(self.proc.forked)
+        except ZygoteError:
+            return
+        await self.proc.wait()
+
+    def discard(self) -> None:
+        """Not needed: EOF on its socket makes it exit; SIGKILL in case it is stuck joining."""
+        self.done.set()
+        self.zygote.spares.pop(self.id, None)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        else:
+            self.sock.close()
+        if self.proc.forked.done() and not self.proc.forked.exception() and not self.proc._done.is_set():
+            launcher.signal_group(self.pid, launcher.SIGKILL)
+
+
 class Zygote:
     """One fork server. ``kind`` is ``"template"`` (runtime imported) or ``"snapshot"`` (the
     function's module imported and its ``@enter(snap=True)`` hooks run)."""
@@ -134,6 +197,7 @@ class Zygote:
         self.children: dict[int, ForkedProcess] = {}
         self.forks = 0
         self._pending: dict[str, ForkedProcess] = {}
+        self.spares: dict[str, Spare] = {}   # not yet assigned (or just assigned)
         self._sock: socket.socket | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -220,6 +284,66 @@ class Zygote:
         self.forks += 1
         return proc
 
+    def spare(self, spare_id: str, join: list[str]) -> Spare:
+        """Ask for a spare that joins the cgroups whose ``cgroup.procs`` files are ``join``; await
+        ``Spare.wait_ready`` before assigning it."""
+        if self.state != "ready" or self._sock is None:
+            raise ZygoteError(f"the {self.kind} zygote is {self.state}")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        proc = ForkedProcess(None, None)
+        self._pending[spare_id] = proc
+        try:
+            frame = wire.encode({"t": "spare", "container_id": spare_id, "join": join})
+            sent = socket.send_fds(self._sock, [frame], [theirs.fileno()])
+            if sent != len(frame):
+                assert self._writer is not None
+                self._writer.write(frame[sent:])
+        except (OSError, AssertionError) as exc:
+            self._pending.pop(spare_id, None)
+            ours.close()
+            raise ZygoteError(f"could not reach the {self.kind} zygote: {exc}") from None
+        finally:
+            theirs.close()
+        sp = Spare(self, spare_id, ours, proc)
+        self.spares[spare_id] = sp
+        return sp
+
+    async def assign(self, sp: Spare, container_id: str, env: Mapping[str, str], *, memory_limit_mib: int | None,
+                     cwd: str | None = None, sandbox: dict[str, Any] | None = None) -> ForkedProcess:
+        """Turn a ready spare into the container ``container_id``: the ``fork`` request's fields
+        (its cgroups are joined already) and its pipe ends, on the spare's own socket."""
+        if sp.assigned or not sp.alive or self.state != "ready":
+            raise ZygoteError("the spare is gone")
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            sp.proc._stdout = await _pipe_reader(out_r)
+            sp.proc._stderr = await _pipe_reader(err_r)
+            frame = wire.encode({"t": "assign", "container_id": container_id, "env": dict(env), "cwd": cwd,
+                                 "cgroup_procs": None, "memory_limit_mib": memory_limit_mib, "sandbox": sandbox})
+            sent = socket.send_fds(sp.sock, [frame], [out_w, err_w])
+            if sent != len(frame):
+                assert sp._writer is not None
+                sp._writer.write(frame[sent:])
+        except (OSError, AssertionError) as exc:
+            sp.discard()
+            raise ZygoteError(f"could not reach the spare: {exc}") from None
+        finally:
+            for fd in (out_w, err_w):
+                os.close(fd)
+            if sp.proc._stdout is None:
+                os.close(out_r)
+            if sp.proc._stderr is None:
+                os.close(err_r)
+        sp.assigned = True
+        sp.done.set()
+        self.spares.pop(sp.id, None)
+        if sp._writer is not None:
+            sp._writer.close()           # the child has what it needs; its end closes on its own
+            sp._writer = None
+        self.forks += 1
+        return sp.proc
+
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
@@ -276,6 +400,10 @@ class Zygote:
         for proc in self.children.values():
             proc.orphaned()
         self.children.clear()
+        for sp in list(self.spares.values()):
+            if not sp.assigned:
+                sp.discard()          # orphaned: EOF makes it exit, its watch reports the end
+        self.spares.clear()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -14,7 +14,7 @@ from surge.server import http_errors
 from surge.server.auth import TokenGate, bearer_secret, require_token
 from surge.server.config import ServerConfig
 from surge.server.controlplane import ControlPlane
-from surge.server.gateway import Gateway, VirtualHosts
+from surge.server.gateway import Gateway
 from surge.server.jobs import JobService
 from surge.server.limits import BodyLimit, RateLimiter
 from surge.server.routes import apps, blobs, calls, health, jobs, observe, tokens, usage, web, workspaces
@@ -23,6 +23,7 @@ from surge.server.routes import schedules as schedule_routes
 from surge.server.routes import secrets as secret_routes
 from surge.server.routes import volumes as volume_routes
 from surge.server.tokens import TokenRegistry
+from surge.server.vhosts import VirtualHosts
 
 
 def create_app(config: ServerConfig) -> FastAPI:

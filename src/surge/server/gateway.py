@@ -36,13 +36,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-import httptools
-
 from surge.agent.agent import ContainerHandle
 from surge.core.models import ContainerState
 from surge.core.vhost import normalize_host, split_vhost
 from surge.server.dispatcher import Pool
 from surge.server.http_errors import body as error_body
+from surge.server.upstream import Upstream
+from surge.server.vhosts import VHOST_KEY
 from surge.store.base import DEFAULT_WORKSPACE, FunctionRow
 from surge.wire import web_socket_path
 
@@ -53,7 +53,6 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-VHOST_KEY = "surge.vhost"          # set in the scope of a request that came by virtual host
 LABEL_HEADER = b"x-surge-label"   # which endpoint of a class's container (surge.runtime.web.Mux)
 # hop-by-hop headers (RFC 9110 §7.6.1) and the ones the proxy sets itself
 _DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
@@ -64,7 +63,6 @@ _DROP_UPGRADE = frozenset({b"x-forwarded-prefix", b"x-forwarded-proto", b"x-forw
 _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
                             b"transfer-encoding", b"upgrade"})
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
-READ_HIGH_WATER = 256 << 10        # pause reading the container above this much unsent response
 IDLE_CONNECTIONS = 64              # kept-alive connections kept per container
 LIVE = (ContainerState.STARTING, ContainerState.IDLE, ContainerState.BUSY)
 
@@ -123,123 +121,6 @@ class Unavailable(Exception):
         self.retry_after = retry_after
 
 
-class _Upstream(asyncio.Protocol):
-    """One HTTP/1.1 connection to a container, parsed with httptools."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key                                   # the container id
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self._event: asyncio.Future[None] | None = None
-        self._writable: asyncio.Future[None] | None = None
-        self._paused_reading = False
-        self.reset(False)
-
-    def reset(self, head_only: bool) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.head_only = head_only
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.headers_done = False
-        self.done = False
-        self.keep_alive = False
-        self.chunks: list[bytes] = []
-        self.buffered = 0
-        self.received = False
-        self.client_gone = False
-        self.error: Exception | None = None
-
-    # -- asyncio.Protocol -------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.received = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.error = exc
-            self.abort()
-        if self.buffered > READ_HIGH_WATER and not self._paused_reading and self.transport is not None:
-            self._paused_reading = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._wake()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
-
-    # -- httptools callbacks --------------------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        self.headers_done = True
-        self.keep_alive = self.parser.should_keep_alive()
-        if self.head_only:
-            self.done = True         # a HEAD response has no body, whatever Content-Length says
-            self.keep_alive = False
-
-    def on_body(self, body: bytes) -> None:
-        if not self.head_only:
-            self.chunks.append(body)
-            self.buffered += len(body)
-
-    def on_message_complete(self) -> None:
-        self.done = True
-
-    # -- used by the proxy ------------------------------------------------------------------------
-    def _wake(self) -> None:
-        if self._event is not None and not self._event.done():
-            self._event.set_result(None)
-
-    async def wait(self) -> None:
-        """Until more of the response arrived or the connection closed."""
-        self._event = asyncio.get_running_loop().create_future()
-        try:
-            await self._event
-        finally:
-            self._event = None
-
-    def take(self) -> bytes:
-        out = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
-        self.chunks = []
-        self.buffered = 0
-        if self._paused_reading and self.transport is not None:
-            self._paused_reading = False
-            self.transport.resume_reading()
-        return out
-
-    async def drain(self) -> None:
-        if self._writable is not None:
-            await self._writable
-
-    def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-    def abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    @property
-    def reusable(self) -> bool:
-        return not self.closed and self.done and self.keep_alive and self.error is None
-
-
 class Gateway:
     def __init__(self, plane: Any, *, hold_timeout: float = 150.0,
                  authorize: Callable[[str], Awaitable[tuple[str, bool] | None]] | None = None,
@@ -252,7 +133,7 @@ class Gateway:
         # an Authorization header value → (workspace, is_admin), or None if it is not a valid token
         self.authorize = authorize
         self._routes: dict[tuple[str, str], Endpoint] = {}
-        self._idle: dict[str, list[_Upstream]] = {}
+        self._idle: dict[str, list[Upstream]] = {}
         self.stats: collections.Counter[str] = collections.Counter()
         self.dispatcher.on_room = self.on_room
 
@@ -522,14 +403,14 @@ class Gateway:
         return await self.authorize(header)
 
     # -- proxying ----------------------------------------------------------------------------------
-    async def _connect(self, ep: Endpoint, h: ContainerHandle) -> _Upstream:
+    async def _connect(self, ep: Endpoint, h: ContainerHandle) -> Upstream:
         key = ep.upstream_key(h.id)
         idle = self._idle.get(key)
         while idle:
             up = idle.pop()
             if not up.closed:
                 return up
-        _, up = await self.open_upstream(ep, h, lambda: _Upstream(key))
+        _, up = await self.open_upstream(ep, h, lambda: Upstream(key))
         self.stats["connections"] += 1
         if len(self._idle) > 2 * len(self.agent.containers) + 8:
             for k in [k for k in self._idle if k.partition(":")[0] not in self.agent.containers]:
@@ -546,7 +427,7 @@ class Gateway:
         run_dir = os.path.dirname(self.agent.socket_path)
         return await loop.create_unix_connection(factory, web_socket_path(run_dir, h.id))
 
-    def _release(self, up: _Upstream) -> None:
+    def _release(self, up: Upstream) -> None:
         if up.reusable:
             idle = self._idle.setdefault(up.key, [])
             if len(idle) < IDLE_CONNECTIONS:
@@ -659,7 +540,7 @@ class Gateway:
             return
         await self._relay(up, no_body, send)
 
-    async def _upload(self, up: _Upstream, receive: Receive, chunked: bool) -> bool:
+    async def _upload(self, up: Upstream, receive: Receive, chunked: bool) -> bool:
         """Stream the rest of the request body; False if the client went away or the container did."""
         while True:
             await up.drain()
@@ -678,7 +559,7 @@ class Gateway:
                     up.write(b"0\r\n\r\n")
                 return True
 
-    async def _relay(self, up: _Upstream, receive: Receive, send: Send) -> None:
+    async def _relay(self, up: Upstream, receive: Receive, send: Send) -> None:
         headers = [(k, v) for k, v in up.headers if k not in _DROP_RESPONSE]
         await send({"type": "http.response.start", "status": up.status, "headers": headers})
         if up.done:
@@ -708,27 +589,6 @@ class Gateway:
         finally:
             watch.cancel()
         self._release(up)
-
-
-class VirtualHosts:
-    """ASGI middleware (outermost): a request whose ``Host`` is ``{label}.{app}.{web_host}`` is
-    served as ``/web/{app}/{label}{path}``, before the auth gate and the rate and body limits, so it
-    meets exactly what the path form meets. The app sees an empty ``root_path``: it is at the root of
-    its host."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, web_host: str | None) -> None:
-        self.app = app
-        self.web_host = normalize_host(web_host)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.web_host is not None and scope["type"] == "http":
-            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-            found = split_vhost(host, self.web_host)
-            if found is not None:
-                app_ref, label = found
-                path = f"/web/{app_ref or '-'}/{label or '-'}{scope['path']}"
-                scope = {**scope, "path": path, "raw_path": path.encode(), VHOST_KEY: host}
-        await self.app(scope, receive, send)
 
 
 def _frame(data: bytes) -> bytes:

@@ -1,7 +1,7 @@
 """Web endpoints: ``/web/{app}/{label}/...`` (any method; proxied by ``surge.server.gateway``) and
 ``GET /v1/web/endpoints`` (the endpoints of a deployed app, with their paths; needs the token),
 ``GET /v1/web/config`` (the virtual-host base, if any). With ``surge server --web-host H``, hosts
-``{label}.{app}.H`` reach the same endpoints (``gateway.VirtualHosts``).
+``{label}.{app}.H`` reach the same endpoints (``vhosts.VirtualHosts``).
 
 The ``/web/`` routes are public at the auth gate (``server/auth.py``): the gateway itself demands
 the token for endpoints declared with ``requires_auth=True``.
