@@ -20,7 +20,8 @@ from surge.agent.agent import ExitInfo, Inflight
 from surge.core.models import CallKind, InputState
 from surge.ids import new_id
 from surge.sdk.options import validate_options
-from surge.server.dispatcher import Dispatcher, Pool, Work
+from surge.server.dispatcher import Dispatcher
+from surge.server.pools import Pool, Work
 from surge.store import CallRow, InputRow, NewInput, Store, open_store
 from surge.store.base import DEFAULT_WORKSPACE
 
@@ -35,7 +36,7 @@ class StandInContainer:
     reserved: int = 0
     idle_since: float | None = None
     ready_at: float | None = field(default_factory=time.time)
-    inflight: dict[str, int] = field(default_factory=dict)
+    inflight: dict[str, Inflight] = field(default_factory=dict)   # as on a real ContainerHandle
 
     @property
     def free_slots(self) -> int:
@@ -50,7 +51,7 @@ class StandInAgent:
 
     def send_inputs(self, h: StandInContainer, items: list[tuple[dict[str, Any], bytes]]) -> bool:
         for meta, _ in items:
-            h.inflight[meta["input_id"]] = meta["attempt"]
+            h.inflight[meta["input_id"]] = Inflight(meta["attempt"], None, time.time())
             self.sent.append((h.id, meta["input_id"], meta["attempt"]))
         return True
 

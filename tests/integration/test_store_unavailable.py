@@ -27,7 +27,8 @@ from surge.ids import new_id
 from surge.sdk.client import Client
 from surge.sdk.options import validate_options
 from surge.sdk.serialization import b64, serialize_args
-from surge.server.dispatcher import Dispatcher, Work
+from surge.server.dispatcher import Dispatcher
+from surge.server.pools import Work
 from surge.store import CallRow, NewInput, SqliteStore, open_store
 from surge.store.base import DEFAULT_WORKSPACE
 from surge.store.errors import StoreUnavailable
@@ -138,7 +139,7 @@ def test_assignment_during_an_outage_goes_back_to_the_queue_and_runs_after(tmp_p
                 assert [w.id for w in pool.queue] == [iid]          # not lost from memory
                 assert (await store.get_input(iid)).state == InputState.QUEUED  # type: ignore[union-attr]
             await until("the retried assignment", lambda: _running(store, iid), timeout=5)
-            assert c.inflight == {iid: 1}
+            assert {i: f.attempt for i, f in c.inflight.items()} == {iid: 1}
         finally:
             await store.close()
 

@@ -220,7 +220,8 @@ class LocalAgent:
         h.phases.update(spec.phases)
         self.containers[spec.container_id] = h
         self.usage = allocate(self.usage, spec.resources, spec.placement)
-        if spec.memory_limit_mib or self.sandbox.pids_max:
+        # a snapshot pool's ready spare comes with its cgroups joined (agent/starts.py: spares)
+        if not self.starts.claim_spare(h) and (spec.memory_limit_mib or self.sandbox.pids_max):
             h.cgroup = self.limiter.create(spec.container_id, spec.memory_limit_mib, pids_max=self.sandbox.pids_max)
         self.listener.on_state(h, "started", now)
         if self.starts.must_wait(spec):

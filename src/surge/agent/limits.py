@@ -83,6 +83,21 @@ class CgroupGroup:
                 return True
         return False
 
+    def rename(self, name: str) -> None:
+        """Rename its directories within their parents (a spare's cgroups becoming its container's:
+        ``agent.starts``); a directory that cannot be renamed keeps its name (this object still
+        points at it)."""
+        for attr in ("path", "pids_path"):
+            d: Path | None = getattr(self, attr)
+            if d is None or d.name == name:
+                continue
+            try:
+                d.rename(d.with_name(name))
+            except OSError as exc:
+                log.warning("could not rename cgroup %s to %s: %s", d, name, exc)
+                continue
+            setattr(self, attr, d.with_name(name))
+
     def remove(self) -> None:
         for d in (self.path, self.pids_path):
             try:

@@ -8,6 +8,14 @@ fork of a pre-warmed template, or a fresh interpreter; and the zygotes behind th
   snapshot (the reason is shown on every container it starts), else retried with a backoff. A
   zygote that crashes is rebuilt in the background while containers start the normal way. A new
   deploy or a stop invalidates it (``drop``, from the scaler).
+- **Spares**: each ready snapshot zygote keeps one child forked ahead of demand that has already
+  joined the cgroups (memory, pids) a container of its pool gets, under a provisional id: on a
+  cgroup v1 host every migration waits for an RCU grace period (~15 ms), the larger part of a
+  snapshot start. A launch of the pool takes the ready spare (``claim_spare``: its cgroups are
+  renamed to the container's id and become the container's), sends it its assignment (env, pipes,
+  the rest of the sandbox) and asks for the next one in the background. A spare is no container:
+  not listed, not metered (copy-on-write memory of its zygote). One that dies unassigned has its
+  cgroups removed and is replaced; spares go with their zygote. ``SURGE_SPARES=0`` turns them off.
 - **Templates**: one zygote per Python executable that has imported the container runtime only;
   its children import the user's module themselves. On unless ``SURGE_TEMPLATES=0``.
 - **Fresh**: ``python -m surge.runtime`` (``launcher.spawn``): always works, and is what a container
@@ -30,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from surge.agent import launcher
 from surge.agent.limits import CgroupGroup
-from surge.agent.zygote import Zygote, ZygoteError
+from surge.agent.zygote import Spare, Zygote, ZygoteError
 from surge.core.models import ContainerState, Resources
 from surge.core.placement import Placement
 from surge.ids import new_id
@@ -44,6 +52,7 @@ TEMPLATE_RETRY = 5.0         # seconds before a failed template is started again
 SNAPSHOT_RETRY = 30.0        # first backoff after a snapshot build failed (not CUDA); doubles
 SNAPSHOT_RETRY_MAX = 600.0
 CRASH_MEMORY = 300.0         # crashes this close together count as a crash loop
+SPARE_RETRY = 5.0            # seconds before a pool whose spare could not get ready tries again
 
 
 class StartAborted(Exception):
@@ -55,10 +64,14 @@ def wants_snapshot(spec: LaunchSpec) -> bool:
 
 
 class StartPaths:
-    def __init__(self, agent: LocalAgent, *, templates: bool | None = None) -> None:
+    def __init__(self, agent: LocalAgent, *, templates: bool | None = None, spares: bool | None = None) -> None:
         self.agent = agent
         self.templates_enabled = (os.environ.get("SURGE_TEMPLATES", "1") != "0"
                                   if templates is None else templates)
+        self.spares_enabled = os.environ.get("SURGE_SPARES", "1") != "0" if spares is None else spares
+        self.spares: dict[str, Spare] = {}                      # pool key -> its spare (getting ready or ready)
+        self._claimed: dict[str, Spare] = {}                    # container id -> the spare it took at launch
+        self._spare_retry: dict[str, float] = {}                # pool key -> no new spare before
         self.templates: dict[str, Zygote] = {}
         self.snapshots: dict[str, Zygote] = {}
         self.refused: dict[str, str] = {}                       # pool key -> why, for good
@@ -74,12 +87,21 @@ class StartPaths:
         self._template()
 
     async def close(self) -> None:
+        spares = list(self.spares.values()) + list(self._claimed.values())
+        self.spares.clear()
+        self._claimed.clear()
+        for sp in spares:
+            sp.discard()
         zygotes = list(self.snapshots.values()) + list(self.templates.values())
         self.snapshots.clear()
         self.templates.clear()
         for z in zygotes:
             z.close()
         await asyncio.gather(*(z.wait_closed(2.0) for z in zygotes), return_exceptions=True)
+        await asyncio.gather(*(asyncio.wait_for(sp.wait_ended(), 2.0) for sp in spares), return_exceptions=True)
+        for sp in spares:
+            if sp.cgroup is not None and not sp.assigned:
+                sp.cgroup.remove()
 
     def drop(self, pool_key: str) -> None:
         """The pool's version was replaced or stopped: its snapshot is of no further use."""
@@ -87,6 +109,10 @@ class StartPaths:
         self._crashes.pop(pool_key, None)
         self.refused.pop(pool_key, None)
         self._failures.pop(pool_key, None)
+        self._spare_retry.pop(pool_key, None)
+        sp = self.spares.pop(pool_key, None)
+        if sp is not None:
+            sp.discard()          # its watch (_spare_life) removes its cgroups once it is gone
         z = self.snapshots.pop(pool_key, None)
         if z is not None:
             z.close()
@@ -125,8 +151,33 @@ class StartPaths:
         z = self._snapshot(spec)
         return z is not None and z.state == "starting" and not z.rebuild
 
+    def claim_spare(self, h: ContainerHandle) -> bool:
+        """At launch: give the container its pool's ready spare (and with it the spare's cgroups,
+        renamed to the container's id); ``start_process`` assigns it. False: there is none."""
+        spec = h.spec
+        sp = self.spares.get(spec.pool_key)
+        z = self.snapshots.get(spec.pool_key)
+        if sp is None or z is None or sp.zygote is not z or not z.ready or not sp.ready or not sp.alive:
+            return False
+        del self.spares[spec.pool_key]
+        sp.claimed = True
+        self._claimed[h.id] = sp
+        if sp.cgroup is not None:
+            sp.cgroup.rename(spec.container_id)
+        h.cgroup = sp.cgroup
+        return True
+
     async def start_process(self, h: ContainerHandle, env: dict[str, str],
                             cgroup_procs: str | None) -> launcher.ContainerProcess:
+        sp = self._claimed.pop(h.id, None)
+        try:
+            return await self._start_process(h, env, cgroup_procs, sp)
+        finally:
+            if sp is not None and not sp.assigned:
+                sp.discard()        # not used: it goes (its cgroups are the container's now)
+
+    async def _start_process(self, h: ContainerHandle, env: dict[str, str], cgroup_procs: str | None,
+                             sp: Spare | None) -> launcher.ContainerProcess:
         spec = h.spec
         fork_env = {**env, "SURGE_SPAWNED_AT": repr(time.time())}
         if wants_snapshot(spec):
@@ -139,9 +190,19 @@ class StartPaths:
                 if h.state != ContainerState.STARTING:
                     raise StartAborted()
                 fork_env["SURGE_SPAWNED_AT"] = repr(time.time())
+            if z is not None and z.ready and sp is not None and sp.zygote is z:
+                try:
+                    proc = await self._assign(z, sp, h, fork_env)
+                    h.phases["start"] = "snapshot"
+                    h.phases["zygote"] = z.id
+                    self._refill(z, spec)
+                    return proc
+                except ZygoteError as exc:
+                    log.warning("spare for %s could not be assigned (%s); forking", spec.container_id, exc)
             if z is not None and z.ready:
                 try:
                     proc = await self._fork_snapshot(z, h, fork_env, cgroup_procs)
+                    self._refill(z, spec)
                     h.phases["start"] = "snapshot"
                     h.phases["zygote"] = z.id
                     return proc
@@ -183,6 +244,77 @@ class StartPaths:
             launcher.signal_group(proc.pid, launcher.SIGKILL)
             raise ZygoteError(f"could not move the child into its cgroup: {exc}") from None
         return proc
+
+    async def _assign(self, z: Zygote, sp: Spare, h: ContainerHandle, env: dict[str, str]) -> launcher.ContainerProcess:
+        """What ``_fork_snapshot`` sends, minus the cgroup joins (the spare made them)."""
+        spec, sandbox = h.spec, self.agent.sandbox
+        if sandbox.strict:
+            return await z.assign(sp, spec.container_id, {**env, **sandbox.snapshot_child_env(z.id, spec.container_id)},
+                                  memory_limit_mib=None)
+        conf, _ = sandbox.confine(spec, None)          # no cgroups to join
+        # no memory cgroup (none writable, or v1 pids only): the data-segment rlimit, as a fork gets
+        rlimit = spec.memory_limit_mib if h.cgroup is None or h.cgroup.procs_file() is None else None
+        return await z.assign(sp, spec.container_id, env, memory_limit_mib=rlimit,
+                              sandbox=conf.to_json() if conf else None)
+
+    # -- spares --------------------------------------------------------------------------------
+    def _refill(self, z: Zygote, spec: LaunchSpec) -> None:
+        """Fork the pool's next spare (in the background) unless it has one."""
+        key = spec.pool_key
+        if (not self.spares_enabled or key in self.spares or not z.ready or z.closing
+                or self.snapshots.get(key) is not z or time.time() < self._spare_retry.get(key, 0.0)):
+            return
+        spare_id = new_id("sp")
+        sandbox = self.agent.sandbox
+        cgroup = None
+        if spec.memory_limit_mib or sandbox.pids_max:
+            cgroup = self.agent.limiter.create(spare_id, spec.memory_limit_mib, pids_max=sandbox.pids_max)
+        # a strict zygote's children cannot move themselves: the agent moves the spare (_spare_life)
+        join = [] if sandbox.strict or cgroup is None else [
+            p for p in (cgroup.procs_file(), *cgroup.extra_procs()) if p is not None]
+        try:
+            sp = z.spare(spare_id, join)
+        except ZygoteError as exc:
+            log.warning("could not ask for a spare of %s: %s", key, exc)
+            if cgroup is not None:
+                cgroup.remove()
+            return
+        sp.cgroup = cgroup
+        self.spares[key] = sp
+        self.agent._task(self._spare_life(sp, key))
+
+    async def _spare_life(self, sp: Spare, key: str) -> None:
+        """Get the spare ready, wait until it is assigned or gone; clean up one that went unassigned
+        (and replace it, if its zygote is still the pool's)."""
+        try:
+            await sp.wait_ready()
+            if self.agent.sandbox.strict and sp.cgroup is not None:
+                await asyncio.to_thread(self.agent.sandbox.adopt, sp.pid, sp.cgroup)
+            sp.ready = True
+            ended = asyncio.ensure_future(sp.wait_ended())
+            done = asyncio.ensure_future(sp.done.wait())
+            try:
+                await asyncio.wait({ended, done}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+                done.cancel()
+        except (ZygoteError, OSError) as exc:
+            if not sp.done.is_set():        # not discarded on purpose
+                log.warning("a spare of %s could not get ready: %s", key, exc)
+                self._spare_retry[key] = time.time() + SPARE_RETRY
+        if sp.assigned or sp.claimed:
+            return                          # the container's now (its cgroups too)
+        was_ready = sp.ready
+        sp.discard()
+        await sp.wait_ended()
+        if sp.cgroup is not None:
+            sp.cgroup.remove()
+        if self.spares.get(key) is sp:
+            del self.spares[key]
+            spec = self._specs.get(key)
+            if was_ready and spec is not None:
+                log.info("spare %s of %s ended unassigned; forking another", sp.id, key)
+                self._refill(sp.zygote, spec)
 
     # -- templates -----------------------------------------------------------------------------
     def _template(self, spec: LaunchSpec | None = None) -> Zygote | None:
@@ -282,6 +414,7 @@ class StartPaths:
             m.phases["ready"] = now - z.created_at
             self.agent.listener.on_state(m, "ready", now)
             self._failures.pop(spec.pool_key, None)
+            self._refill(z, spec)
             return
         reason = z.error or "the snapshot could not be built"
         if z.cuda:
@@ -342,6 +475,14 @@ class StartPaths:
     def describe(self) -> dict[str, Any]:
         """For /health: which zygotes exist and in what state."""
         return {"templates": {k: z.state for k, z in self.templates.items()},
-                "snapshots": {k: {"id": z.id, "state": z.state, "forks": z.forks, "rss_mib": z.rss_mib}
+                "snapshots": {k: {"id": z.id, "state": z.state, "forks": z.forks, "rss_mib": z.rss_mib,
+                                  "spare": self._spare_state(k)}
                               for k, z in self.snapshots.items()},
                 "refused": dict(self.refused)}
+
+    def _spare_state(self, pool_key: str) -> dict[str, Any] | None:
+        sp = self.spares.get(pool_key)
+        if sp is None:
+            return None
+        return {"id": sp.id, "pid": sp.pid or None, "ready": sp.ready and sp.alive,
+                "cgroup": str(sp.cgroup.path or sp.cgroup.pids_path) if sp.cgroup is not None else None}

@@ -129,6 +129,8 @@ class Spare:
         self.sock = sock
         self.proc = proc
         self.cgroup: CgroupGroup | None = None   # the cgroups it joined: the container's, once assigned
+        self.ready = False                       # in its cgroups, waiting
+        self.claimed = False                     # taken by a launch (its cgroups are the container's)
         self.assigned = False
         self.done = asyncio.Event()              # assigned, ended, or failed before it was ready
         self._writer: asyncio.StreamWriter | None = None

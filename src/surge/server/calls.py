@@ -14,8 +14,9 @@ from surge.core.models import CallKind, InputState
 from surge.core.progress import PROGRESS_SEQ_BASE
 from surge.ids import created_at, new_id
 from surge.server.config import ServerConfig
-from surge.server.dispatcher import TRACEBACK_MARK, Dispatcher, Pool, Waiters, Work
+from surge.server.dispatcher import TRACEBACK_MARK, Dispatcher
 from surge.server.limits import check_admission
+from surge.server.pools import Pool, Waiters, Work
 from surge.store.base import CallRow, FunctionRow, InputRow, NewInput, Store
 from surge.store.errors import StoreUnavailable
 

@@ -19,8 +19,9 @@ from surge.server import loops
 from surge.server.calls import CallOps
 from surge.server.config import ServerConfig
 from surge.server.cron import CronLoop, check_schedules
-from surge.server.dispatcher import Dispatcher, Pool, Waiters, Work
+from surge.server.dispatcher import Dispatcher
 from surge.server.images import ImageService
+from surge.server.pools import Pool, Waiters, Work
 from surge.server.scaler import Scaler
 from surge.server.secretbox import SecretBox
 from surge.server.secrets import Secrets

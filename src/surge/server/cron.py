@@ -25,7 +25,7 @@ from surge import errors
 from surge.core import schedule as sched
 from surge.core.models import CallKind
 from surge.ids import new_id
-from surge.server.dispatcher import Work
+from surge.server.pools import Work
 from surge.store.base import AppRow, CallRow, FunctionRow, NewInput, ScheduleFire
 
 if TYPE_CHECKING:

@@ -14,7 +14,6 @@ import heapq
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from signal import SIGKILL
 from typing import Any
 
@@ -29,6 +28,7 @@ from surge.core.retries import Retries, decide_retry
 from surge.core.states import terminal_state_for
 from surge.core.ttl import expired
 from surge.sdk.options import FunctionOptions
+from surge.server.pools import Pool, Waiters, Work, spawn
 from surge.store.base import FunctionRow, InputEvent, InputRow, Store, Transition
 from surge.store.errors import StoreUnavailable
 
@@ -36,101 +36,6 @@ log = logging.getLogger("surge.dispatcher")
 
 # While the store is unavailable, assignment and output writes are retried this often
 STORE_RETRY_SECONDS = 0.25
-
-_background: set[asyncio.Task[Any]] = set()
-
-
-def spawn(coro: Any) -> asyncio.Task[Any]:
-    """Run a coroutine in the background, keeping a reference so it is not garbage-collected."""
-    task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
-
-
-@dataclass(eq=False)
-class Work:
-    """An input the dispatcher holds: queued, delayed (retry backoff) or running."""
-
-    id: str
-    call_id: str
-    idx: int
-    attempt: int
-    args: bytes
-    timeout: float | None
-    user_failures: int = 0
-    infra_failures: int = 0
-    next_run_at: float = 0.0
-    container_id: str | None = None
-    method: str | None = None      # for @app.cls pools: which method this input calls
-    pool_key: str = ""
-    started_at: float | None = None
-    priority: int = 0              # queue order, higher first (HTTP jobs)
-    codec: str | None = None       # "json" for HTTP jobs: the runtime decodes args as JSON
-    start_by: float | None = None  # a job's ttl: EXPIRED instead of started after this
-
-    @classmethod
-    def from_row(cls, row: InputRow, function: FunctionRow | None = None) -> Work:
-        method = function.spec.get("method") if function is not None else None
-        return cls(row.id, row.call_id, row.idx, row.attempt, row.args, row.timeout, row.user_failures,
-                   row.infra_failures, row.next_run_at, method=str(method) if method else None,
-                   priority=row.priority, codec=row.codec, start_by=row.start_by)
-
-
-@dataclass(eq=False)
-class Pool:
-    """Containers and queued inputs of one function (and one parameter set, for classes)."""
-
-    key: str
-    function: FunctionRow
-    options: FunctionOptions
-    workspace: str
-    app_id: str
-    params: bytes
-    queue: collections.deque[Work] = field(default_factory=collections.deque)
-    delayed: list[tuple[float, int, Work]] = field(default_factory=list)
-    containers: dict[str, ContainerHandle] = field(default_factory=dict)
-    init_failures: int = 0
-    start_blocked_until: float = 0.0
-    retired: bool = False          # an old version or a stopped app: drain, start nothing new
-    mean_runtime: float | None = None     # EWMA of input run times (drives prefetch)
-    # web requests waiting for a free container (futures, see server/gateway.py): demand like queue
-    held: collections.deque[asyncio.Future[Any]] = field(default_factory=collections.deque)
-    init_error: str | None = None         # why the last container failed to start
-
-    @property
-    def retries(self) -> Retries:
-        return self.options.retries
-
-
-class Waiters:
-    """Wake-ups for long polls. Take ``event(key)`` *before* reading the store, then wait on it:
-    a notification between the read and the wait is not lost."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def notify(self, key: str) -> None:
-        ev = self._events.pop(key, None)
-        if ev is not None:
-            ev.set()
-
-    def event(self, key: str) -> asyncio.Event:
-        ev = self._events.get(key)
-        if ev is None:
-            ev = self._events[key] = asyncio.Event()
-        return ev
-
-    @staticmethod
-    async def wait(ev: asyncio.Event, timeout: float) -> bool:
-        if timeout <= 0:
-            return ev.is_set()
-        try:
-            await asyncio.wait_for(ev.wait(), timeout=timeout)
-            return True
-        except TimeoutError:
-            return False
-
 
 class Dispatcher:
     def __init__(self, store: Store, agent: NodeBackend, *, max_infra_retries: int = 8,

@@ -39,8 +39,8 @@ from typing import Any, NamedTuple, TypeVar
 from surge.agent.agent import ContainerHandle
 from surge.core.models import ContainerState
 from surge.core.vhost import normalize_host, split_vhost
-from surge.server.dispatcher import Pool
 from surge.server.http_errors import body as error_body
+from surge.server.pools import Pool
 from surge.server.upstream import Upstream
 from surge.server.vhosts import VHOST_KEY
 from surge.store.base import DEFAULT_WORKSPACE, FunctionRow

@@ -30,9 +30,10 @@ from surge.core.progress import PROGRESS_SEQ_BASE, PROGRESS_SEQ_END, report_view
 from surge.core.webhooks import Backoff, derive_secret
 from surge.ids import new_id
 from surge.server import loops
-from surge.server.dispatcher import TRACEBACK_MARK, Waiters, Work, spawn
+from surge.server.dispatcher import TRACEBACK_MARK
 from surge.server.limits import check_admission
 from surge.server.net import RefusedURL, check_url
+from surge.server.pools import Waiters, Work, spawn
 from surge.server.webhooks import WebhookSender
 from surge.store.base import CallRow, InputRow, JobRow, NewInput, WebhookRow
 

@@ -20,7 +20,8 @@ from surge.core.autoscaler import AutoscalerConfig, ContainerView, PoolView, dec
 from surge.core.models import ContainerState, TerminalReason
 from surge.core.placement import Placement, never_fits, place
 from surge.ids import new_id
-from surge.server.dispatcher import Dispatcher, Pool, spawn
+from surge.server.dispatcher import Dispatcher
+from surge.server.pools import Pool, spawn
 
 log = logging.getLogger("surge.scaler")
 

@@ -28,7 +28,8 @@ from surge.server.secretbox import SecretBox
 from surge.store.base import SecretRow, Store
 
 if TYPE_CHECKING:
-    from surge.server.dispatcher import Dispatcher, Pool
+    from surge.server.dispatcher import Dispatcher
+    from surge.server.pools import Pool
 
 # Values shorter than this are not redacted from logs: "1" or "true" would blank out ordinary output.
 REDACT_MIN_CHARS = 6
