@@ -34,3 +34,14 @@ class Probe:
     def hog(self, mib: int) -> int:
         data = b"\x01" * (mib << 20)     # every page touched: past memory=100 the cgroup OOM-kills
         return len(data)
+
+
+# run on a server with --sandbox strict: the zygote runs as the workspace's user, so the agent moves
+# each spare into its cgroups from the outside
+strict_app = surge.App("e2e-spares-strict")
+
+
+@strict_app.function(enable_memory_snapshot=True, scaledown_window=30, memory=100)
+def where() -> dict[str, Any]:
+    return {"pid": os.getpid(), "uid": os.getuid(), "container": os.environ["SURGE_CONTAINER_ID"],
+            "cgroup": Path("/proc/self/cgroup").read_text()}
