@@ -233,7 +233,8 @@ def sandbox_checks(probed: dict[str, str | None]) -> list[Check]:
                      "or firewall the sandbox uids (iptables -m owner --uid-owner 2000000000-2099999999)"))
     out.append(Check("snapshot forks", "warn" if probed["strict"] is None else "ok",
                      "a memory snapshot's containers share their zygote's mount namespace and the host's PID "
-                     "namespace: they see the host's process list (signalling it is refused: other uids)"
+                     "namespace; their /proc (hidepid=invisible) lists only their workspace's processes, "
+                     "and signalling others is refused (other uids)"
                      if probed["strict"] is None else "no strict sandbox: nothing more to lose",
                      "enable_memory_snapshot=False for functions that must not see other processes"
                      if probed["strict"] is None else ""))

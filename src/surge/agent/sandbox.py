@@ -24,7 +24,8 @@ At ``basic`` it gets the limits and ``no_new_privs`` only. A snapshot zygote run
 module's import, ``@enter(snap=True)``), so at ``strict`` it is itself confined as its workspace's
 user in a mount namespace of its own; its forks share it (they are the same function version) and
 cannot enter PID namespaces of their own (that needs privileges the zygote gave up): the agent
-moves each into its cgroups, and ``describe()`` / ``surge doctor`` report the gap.
+moves each into its cgroups, and their ``/proc`` is a private procfs mounted with
+``hidepid=invisible``, so it lists only processes of their workspace's uid, not the host's.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from surge.agent import pidinit
 from surge.agent.mounts import (
     MS_BIND,
     MS_NODEV,
+    MS_NOEXEC,
     MS_NOSUID,
     MS_RDONLY,
     MS_REC,
@@ -100,6 +102,9 @@ class Confinement:
     join: list[str] = field(default_factory=list)      # further cgroup.procs files (v1 pids)
     no_new_privs: bool = True
     workdir: str | None = None
+    # no PID namespace (a snapshot zygote and its forks): a private /proc with hidepid=invisible,
+    # so only processes of this workspace's uid are visible in it, never the host's
+    hide_pids: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,6 +125,8 @@ class Confinement:
             if not mounts_done:
                 unshare_mounts()
             self._build_view()
+            if self.hide_pids:
+                mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
             for target in self.chown:
                 os.chown(target, self.uid if self.uid is not None else -1, self.gid if self.gid is not None else -1)
         for name, value in self.rlimits.items():
@@ -346,7 +353,7 @@ class Sandbox:
             hidden[str(self.home)] = "mode=0755,size=64k"
         view = plan_view(needed, hidden, lambda d: not _traversable(d, uid, gid))
         conf = Confinement("strict", uid=uid, gid=gid, mount_ns=True, pid_ns=pid_ns, view=view, chown=chown,
-                           rlimits=self.limits(), join=join, workdir=workdir)
+                           rlimits=self.limits(), join=join, workdir=workdir, hide_pids=not pid_ns)
         env = {"SURGE_AGENT_SOCK": os.path.join(own, "agent.sock"), "HOME": "/tmp", "TMPDIR": "/tmp",
                "USER": f"surge-{uid}", "LOGNAME": f"surge-{uid}"}
         return conf, env
@@ -466,6 +473,6 @@ class Sandbox:
         if self.level == "basic":
             out.insert(0, "basic: containers run as the server's user and see the host's files and processes")
         else:
-            out.append("snapshot containers share their zygote's mount namespace, and the host's PID "
-                       "namespace (they cannot get one of their own without privileges)")
+            out.append("snapshot containers share their zygote's mount namespace and the host's PID "
+                       "namespace (their /proc hides other users' processes, hidepid=invisible)")
         return out
