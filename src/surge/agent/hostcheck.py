@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from surge.agent import launcher
+from surge.agent.limits import own_cgroup
 
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x20000000, 0x10000000, 0x40000000
 _CGROUP = Path("/sys/fs/cgroup")
@@ -49,22 +50,10 @@ class CgroupInfo:
     detail: str
 
 
-def _own(controller: str | None) -> str | None:
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if (controller is None and controllers == "") or (controller and controller in controllers.split(",")):
-            return path
-    return None
-
-
 def cgroups() -> CgroupInfo:
     """The hierarchy ``agent.limits.MemoryLimiter`` will use: v2 where it has the memory controller,
     else v1 (hybrid hosts mount an empty v2 at /sys/fs/cgroup/unified beside the v1 controllers)."""
-    own = _own(None)
+    own = own_cgroup(None)
     v2: CgroupInfo | None = None
     for base in (_CGROUP, _CGROUP / "unified"):
         if own is not None and (base / own.lstrip("/") / "cgroup.controllers").exists():
@@ -76,7 +65,7 @@ def cgroups() -> CgroupInfo:
                 return v2
     found: dict[str, bool] = {}
     for controller in ("memory", "pids"):
-        path = _own(controller)
+        path = own_cgroup(controller)
         d = _CGROUP / controller / (path or "/").lstrip("/")
         found[controller] = path is not None and d.is_dir() and os.access(d, os.W_OK)
     if any(found.values()) or (_CGROUP / "memory").is_dir():

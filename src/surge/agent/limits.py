@@ -24,7 +24,8 @@ log = logging.getLogger("surge.agent.limits")
 _ROOT = Path("/sys/fs/cgroup")
 
 
-def _own_cgroup(controller: str | None) -> str | None:
+def own_cgroup(controller: str | None) -> str | None:
+    """This process's cgroup path in ``controller``'s hierarchy (None: the v2 unified one)."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -119,7 +120,7 @@ class MemoryLimiter:
         self._name = name
         for version, base, controller in ((2, _ROOT, None), (2, _ROOT / "unified", None),
                                           (1, _ROOT / "memory", "memory")):
-            own = _own_cgroup(controller)
+            own = own_cgroup(controller)
             if own is None:
                 continue
             if version == 2 and not (base / own.lstrip("/") / "cgroup.controllers").exists():
@@ -151,7 +152,7 @@ class MemoryLimiter:
             except OSError as exc:
                 log.info("no pids controller under %s: %s", self.parent, exc)
             return
-        own = _own_cgroup("pids")
+        own = own_cgroup("pids")
         if own is None or not (_ROOT / "pids").is_dir():
             return
         parent = _ROOT / "pids" / own.lstrip("/") / f"surge-{self._name}"

@@ -168,13 +168,7 @@ class Client:
             try:
                 with self._http.stream("GET", f"/v1/inputs/{input_id}/stream", params={"since": since},
                                        timeout=httpx.Timeout(None, connect=5.0)) as resp:
-                    if resp.status_code >= 400:
-                        resp.read()
-                        try:
-                            body = resp.json()
-                        except ValueError:
-                            body = {"error": {"code": "", "message": resp.text}}
-                        raise errors.error_from_body(resp.status_code, body)
+                    _raise_for_streamed(resp)
                     if on_response is not None:
                         on_response(resp)
                     yield from _server_sent_events(resp.iter_lines())
@@ -213,13 +207,7 @@ class Client:
         """The response body in chunks, as it arrives; an error status raises like ``request``."""
         with self._http.stream(method, path, params=params, json=json, content=content,
                                timeout=timeout) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                try:
-                    body = resp.json()
-                except ValueError:
-                    body = {"error": {"code": "", "message": resp.text}}
-                raise errors.error_from_body(resp.status_code, body)
+            _raise_for_streamed(resp)
             yield from resp.iter_bytes()
 
 
@@ -240,3 +228,14 @@ def _server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
                 event = value
             elif name == "data":
                 data.append(value)
+
+
+def _raise_for_streamed(resp: httpx.Response) -> None:
+    """A streamed response with an error status raises the server's error, as ``request`` does."""
+    if resp.status_code >= 400:
+        resp.read()
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {"error": {"code": "", "message": resp.text}}
+        raise errors.error_from_body(resp.status_code, body)

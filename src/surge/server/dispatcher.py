@@ -464,16 +464,20 @@ class Dispatcher:
             self.calls.notify(w.call_id)
 
     # -- cancellation and lost leases ----------------------------------------------------------
-    async def cancel_inputs(self, rows: list[InputRow], message: str = "cancelled by the caller") -> int:
-        """Cancel queued and running inputs; containers running them are killed (within the grace)."""
-        now = time.time()
-        ids = {r.id for r in rows}
+    def _unqueue(self, ids: set[str]) -> None:
+        """Take these inputs out of every pool's queue and backoff heap (they will not run)."""
         for pool in self.pools.values():
             if pool.queue and any(w.id in ids for w in pool.queue):
                 pool.queue = collections.deque(w for w in pool.queue if w.id not in ids)
             if pool.delayed and any(w.id in ids for _, _, w in pool.delayed):
                 pool.delayed = [e for e in pool.delayed if e[2].id not in ids]
                 heapq.heapify(pool.delayed)
+
+    async def cancel_inputs(self, rows: list[InputRow], message: str = "cancelled by the caller") -> int:
+        """Cancel queued and running inputs; containers running them are killed (within the grace)."""
+        now = time.time()
+        ids = {r.id for r in rows}
+        self._unqueue(ids)
         transitions = [self._terminal(r.id, None, TerminalReason.CANCELLED, message,
                                       from_states=(InputState.QUEUED, InputState.RUNNING)) for r in rows]
         applied = await self.store.transition(transitions, now) if transitions else []
@@ -496,12 +500,7 @@ class Dispatcher:
         ids = {w.id for w in works}
         if not ids:
             return 0
-        for pool in self.pools.values():
-            if pool.queue and any(w.id in ids for w in pool.queue):
-                pool.queue = collections.deque(w for w in pool.queue if w.id not in ids)
-            if pool.delayed and any(w.id in ids for _, _, w in pool.delayed):
-                pool.delayed = [e for e in pool.delayed if e[2].id not in ids]
-                heapq.heapify(pool.delayed)
+        self._unqueue(ids)
         transitions = [self._terminal(i, 0, TerminalReason.EXPIRED, "the job was still queued when its ttl ran out",
                                       from_states=(InputState.QUEUED,)) for i in sorted(ids)]
         applied = await self.store.transition(transitions, time.time())

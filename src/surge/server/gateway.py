@@ -378,17 +378,7 @@ class Gateway:
     def _upgrade_head(self, ep: Endpoint, route: WebRoute, method: str, headers: list[tuple[bytes, bytes]],
                       client_addr: str) -> bytes:
         out = [method.encode(), b" ", route.target.encode("latin-1"), b" HTTP/1.1\r\n"]
-        host = b""
-        forwarded_for = b""
-        for k, v in headers:
-            if k in _DROP_UPGRADE or (ep.requires_auth and k == b"authorization"):
-                continue
-            if k == b"host":
-                host = v
-            elif k == b"x-forwarded-for":
-                forwarded_for = v + b", "
-                continue
-            out += (k, b": ", v, b"\r\n")
+        host, forwarded_for = _copy_headers(out, headers, _DROP_UPGRADE, ep.requires_auth)
         prefix = b"" if route.vhost else ep.prefix.encode()
         out += (b"x-forwarded-for: ", forwarded_for, client_addr.encode(), b"\r\nx-forwarded-proto: http\r\n",
                 b"x-forwarded-host: ", host, b"\r\nx-forwarded-prefix: ", prefix, b"\r\n",
@@ -439,18 +429,7 @@ class Gateway:
         method = scope["method"].encode()
         target = path + b"?" + scope["query_string"] if scope["query_string"] else path
         out = [method, b" ", target, b" HTTP/1.1\r\n"]
-        host = b""
-        forwarded_for = b""
-        auth_endpoint = ep.requires_auth
-        for k, v in scope["headers"]:
-            if k in _DROP_REQUEST or (auth_endpoint and k == b"authorization"):
-                continue
-            if k == b"host":
-                host = v
-            elif k == b"x-forwarded-for":
-                forwarded_for = v + b", "
-                continue
-            out += (k, b": ", v, b"\r\n")
+        host, forwarded_for = _copy_headers(out, scope["headers"], _DROP_REQUEST, ep.requires_auth)
         client = scope.get("client")
         if client:
             out += (b"x-forwarded-for: ", forwarded_for, client[0].encode(), b"\r\n")
@@ -589,6 +568,24 @@ class Gateway:
         finally:
             watch.cancel()
         self._release(up)
+
+
+def _copy_headers(out: list[bytes], headers: list[tuple[bytes, bytes]], drop: frozenset[bytes],
+                  strip_auth: bool) -> tuple[bytes, bytes]:
+    """Append the request's headers to ``out`` minus ``drop`` (and the surge token of a
+    ``requires_auth`` endpoint); returns its Host and the X-Forwarded-For prefix to extend."""
+    host = b""
+    forwarded_for = b""
+    for k, v in headers:
+        if k in drop or (strip_auth and k == b"authorization"):
+            continue
+        if k == b"host":
+            host = v
+        elif k == b"x-forwarded-for":
+            forwarded_for = v + b", "
+            continue
+        out += (k, b": ", v, b"\r\n")
+    return host, forwarded_for
 
 
 def _frame(data: bytes) -> bytes:
