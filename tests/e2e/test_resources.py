@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import surge
 from surge.sdk import context
+from tests.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +22,6 @@ def faults(server: Any, apps_path: Any) -> Iterator[Any]:
 
     with faults_app.app.run(show_logs=False):
         yield faults_app
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def node() -> dict[str, Any]:

@@ -10,8 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 
 import surge
 from surge.sdk import context
+from tests.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +42,6 @@ def by_id(cid: str) -> dict[str, Any]:
 
 def zygotes(function: str, app: str = "e2e-snapshots") -> list[dict[str, Any]]:
     return [c for c in containers(app) if c["function"] == function and c["start"] == "zygote"]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def stop(cid: str) -> None:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,8 @@ import pytest
 import surge
 from surge.sdk import context, embedded
 from surge.sdk.client import Client
+from tests.e2e.test_snapshots import stop
+from tests.waiting import wait_for
 
 APP = "e2e-spares"
 
@@ -37,19 +38,6 @@ def spares(server: Any, apps_path: Any) -> Iterator[Any]:
 def containers() -> list[dict[str, Any]]:
     rows = context.get_client().request("GET", "/v1/containers", params={"all": True})["containers"]
     return [c for c in rows if c["app"] == APP]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
-        time.sleep(0.05)
-    return value
-
-
-def stop(cid: str) -> None:
-    out = context.get_client().request("POST", f"/v1/containers/{cid}/stop", params={"wait": 30})
-    assert out["stopped"], out
 
 
 def cgroup_dirs(text: str, leaf: str) -> list[Path]:

@@ -23,6 +23,7 @@ import pytest
 import surge
 from surge.sdk import context, embedded
 from surge.sdk.client import Client
+from tests.waiting import wait_for
 
 SERVER_ARGS = ["--kill-grace", "1", "--lease-ttl", "2", "--log-level", "warning"]
 
@@ -96,16 +97,6 @@ def start_lines(path: Path) -> dict[str, int]:
         tag = line.removeprefix("start ")
         counts[tag] = counts.get(tag, 0) + 1
     return counts
-
-
-def wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def input_of(client: Client, call_id: str) -> dict[str, Any]:
